@@ -1,0 +1,136 @@
+"""Create LesionFlow's resources in moto exactly as ``template.yaml`` declares them.
+
+Call inside an active ``moto.mock_aws`` (or against a moto server). Bucket, notification, queues and redrive, table
+keys and indexes, function settings and the state machine definition with its substitutions all come from the
+template; only physical names are invented here, the way CloudFormation would.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+
+from lesionflow_local.lambdas import LocalFunction, functions_from_template
+from lesionflow_local.template import ROOT, Resolver, load, resources_of_type
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+STACK_NAME = "lesionflow-local"
+STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK_NAME}/00000000-0000-4000-8000-10ca15ac0de0"
+
+
+@dataclass
+class LocalStack:
+    region: str
+    bucket: str
+    upload_prefix: str
+    prediction_prefix: str
+    table: str
+    queue_url: str
+    dlq_url: str
+    state_machine_arn: str
+    functions: dict[str, LocalFunction]
+    resolve: Resolver
+
+
+def provision(parameters: dict[str, str] | None = None, template: dict | None = None) -> LocalStack:
+    template = template or load()
+    resolve = Resolver(template, parameters=parameters or {}, pseudo={
+        "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
+        "AWS::StackName": STACK_NAME, "AWS::StackId": STACK_ID, "AWS::URLSuffix": "amazonaws.com",
+    })
+    resources = template["Resources"]
+    _name_everything(template, resolve)
+    sqs, s3 = boto3.client("sqs", region_name=REGION), boto3.client("s3", region_name=REGION)
+    dynamodb, sfn = boto3.client("dynamodb", region_name=REGION), boto3.client("stepfunctions", region_name=REGION)
+
+    for logical_id in ("DeadLetterQueue", "IngestQueue"):
+        _create_queue(sqs, logical_id, resolve(resources[logical_id]["Properties"]), resolve)
+    _create_bucket(s3, resolve(resources["ImageBucket"]["Properties"]))
+    _create_table(dynamodb, resolve.ref("PredictionTable"), resolve(resources["PredictionTable"]["Properties"]))
+    machine = resolve(resources["PipelineStateMachine"]["Properties"])
+    definition = Path(ROOT, machine["DefinitionUri"]).read_text()
+    for name, value in machine["DefinitionSubstitutions"].items():
+        definition = definition.replace("${%s}" % name, str(value))
+    sfn.create_state_machine(
+        name=resolve.attributes[("PipelineStateMachine", "Name")], definition=definition, type=machine["Type"],
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/{STACK_NAME}-PipelineStateMachineRole",
+    )
+    layout = template["Mappings"]["Layout"]["Prefix"]
+    return LocalStack(
+        region=REGION, bucket=resolve.ref("ImageBucket"), upload_prefix=layout["Uploads"],
+        prediction_prefix=layout["Predictions"], table=resolve.ref("PredictionTable"),
+        queue_url=resolve.ref("IngestQueue"), dlq_url=resolve.ref("DeadLetterQueue"),
+        state_machine_arn=resolve.ref("PipelineStateMachine"), functions=functions_from_template(template, resolve),
+        resolve=resolve,
+    )
+
+
+def _name_everything(template: dict, resolve: Resolver) -> None:
+    """Physical names and ARNs for every resource the others refer to, as CloudFormation would invent them."""
+    arn = f"{REGION}:{ACCOUNT}"
+    resources = template["Resources"]
+    bucket = resolve(resources["ImageBucket"]["Properties"]["BucketName"])
+    resolve.names["ImageBucket"] = bucket
+    resolve.attributes[("ImageBucket", "Arn")] = f"arn:aws:s3:::{bucket}"
+    for logical_id in resources_of_type(template, "AWS::SQS::Queue"):
+        name = f"{STACK_NAME}-{logical_id}"
+        resolve.names[logical_id] = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}"
+        resolve.attributes[(logical_id, "Arn")] = f"arn:aws:sqs:{arn}:{name}"
+    for logical_id in resources_of_type(template, "AWS::DynamoDB::Table"):
+        resolve.names[logical_id] = f"{STACK_NAME}-{logical_id}"
+        resolve.attributes[(logical_id, "Arn")] = f"arn:aws:dynamodb:{arn}:table/{STACK_NAME}-{logical_id}"
+    for logical_id in resources_of_type(template, "AWS::Serverless::Function"):
+        resolve.names[logical_id] = logical_id
+        resolve.attributes[(logical_id, "Arn")] = f"arn:aws:lambda:{arn}:function:{logical_id}"
+    for logical_id in resources_of_type(template, "AWS::Serverless::LayerVersion"):  # installed locally as a package
+        resolve.names[logical_id] = f"arn:aws:lambda:{arn}:layer:{logical_id}:1"
+    for logical_id in resources_of_type(template, "AWS::Serverless::StateMachine"):
+        name = f"{STACK_NAME}-{logical_id}"
+        resolve.names[logical_id] = f"arn:aws:states:{arn}:stateMachine:{name}"
+        resolve.attributes[(logical_id, "Name")] = name
+
+
+def _create_queue(sqs, logical_id: str, properties: dict, resolve: Resolver) -> None:
+    attributes = {
+        name: str(properties[name]) for name in ("VisibilityTimeout", "MessageRetentionPeriod") if name in properties
+    }
+    if "RedrivePolicy" in properties:
+        attributes["RedrivePolicy"] = json.dumps(properties["RedrivePolicy"])
+    sqs.create_queue(QueueName=resolve.ref(logical_id).rsplit("/", 1)[1], Attributes=attributes)
+
+
+def _create_bucket(s3, properties: dict) -> None:
+    bucket = properties["BucketName"]
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=properties["VersioningConfiguration"])
+    s3.put_public_access_block(
+        Bucket=bucket, PublicAccessBlockConfiguration=properties["PublicAccessBlockConfiguration"]
+    )
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={"Rules": [
+            {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"]}
+            for rule in properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        ]},
+    )
+    queues = [
+        {
+            "QueueArn": queue["Queue"],
+            "Events": [queue["Event"]],
+            "Filter": {"Key": {"FilterRules": queue["Filter"]["S3Key"]["Rules"]}},
+        }
+        for queue in properties["NotificationConfiguration"]["QueueConfigurations"]
+    ]
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": queues})
+
+
+def _create_table(dynamodb, name: str, properties: dict) -> None:
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode=properties["BillingMode"],
+        AttributeDefinitions=properties["AttributeDefinitions"],
+        KeySchema=properties["KeySchema"],
+        GlobalSecondaryIndexes=properties["GlobalSecondaryIndexes"],
+    )

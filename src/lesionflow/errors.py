@@ -1,0 +1,37 @@
+"""Every exception the pipeline raises on purpose, in one place.
+
+The class names are part of the state machine's contract: Step Functions matches ``Retry`` and ``Catch`` on the
+error name a Lambda raises, so renaming a class here means changing ``statemachine/pipeline.asl.json`` too.
+"""
+
+
+class LesionFlowError(Exception):
+    """Base class: an expected failure with a short, human-readable message (no object keys, no image bytes)."""
+
+
+class ImageRejected(LesionFlowError):
+    """The input is not a usable image. Permanent: retrying cannot help, so it becomes a REJECTED record."""
+
+
+class EndpointThrottled(LesionFlowError):
+    """The model endpoint refused the request for capacity reasons. Transient: retried with backoff."""
+
+
+class EndpointUnavailable(LesionFlowError):
+    """The model endpoint or its container failed with a 5xx or a timeout. Transient: retried with backoff."""
+
+
+class ModelNotReady(LesionFlowError):
+    """The endpoint exists but its model is still loading or scaling from zero. Transient: retried with backoff."""
+
+
+class ModelRequestRejected(LesionFlowError):
+    """The endpoint rejected the request as invalid (4xx). Permanent for this input and contract."""
+
+
+class ModelResponseInvalid(LesionFlowError):
+    """The endpoint answered, but not in the shape the model contract promises. Permanent."""
+
+
+class ArtifactMissing(LesionFlowError):
+    """A preprocessed artifact the state machine referenced is gone (expired or deleted). Permanent."""

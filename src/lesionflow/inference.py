@@ -1,0 +1,68 @@
+"""The Infer step: send the preprocessed artifact to the SageMaker endpoint and read its answer by the contract."""
+
+from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
+
+from lesionflow.contracts import ModelContract
+from lesionflow.errors import (
+    EndpointThrottled,
+    EndpointUnavailable,
+    ModelNotReady,
+    ModelRequestRejected,
+    ModelResponseInvalid,
+)
+from lesionflow.state import PipelineState
+from lesionflow.storage import read_artifact
+
+_THROTTLED = {"ThrottlingException", "TooManyRequestsException"}
+_UNAVAILABLE = {"ServiceUnavailable", "InternalFailure", "InternalServerError", "InternalDependencyException"}
+
+
+def invoke_endpoint(sagemaker, endpoint_name: str, contract: ModelContract, body: bytes) -> bytes:
+    """One InvokeEndpoint call, its failures translated to the errors the state machine retries or records."""
+    try:
+        response = sagemaker.invoke_endpoint(
+            EndpointName=endpoint_name, ContentType=contract.content_type, Accept=contract.accept, Body=body
+        )
+    except (ReadTimeoutError, ConnectionError) as error:
+        raise EndpointUnavailable(f"the endpoint did not answer in time ({type(error).__name__})") from error
+    except ClientError as error:
+        translated = _translate(error)
+        if translated is None:
+            raise
+        raise translated from error
+    return response["Body"].read()
+
+
+def _translate(error: ClientError) -> Exception | None:
+    """The transient or permanent pipeline error for a SageMaker failure; None for anything unexpected."""
+    code = error.response["Error"]["Code"]
+    status = error.response.get("OriginalStatusCode") or error.response["ResponseMetadata"].get("HTTPStatusCode", 0)
+    if code in _THROTTLED or status == 429:
+        return EndpointThrottled("the endpoint is throttling requests")
+    if code == "ModelNotReadyException":
+        return ModelNotReady("the endpoint's model is not ready yet")
+    if code in _UNAVAILABLE or status >= 500:
+        return EndpointUnavailable(f"the endpoint failed ({code}, status {status})")
+    if code == "ModelError":
+        return ModelRequestRejected(f"the model container refused the request (status {status})")
+    return None
+
+
+def infer(state: PipelineState, s3, sagemaker, endpoint_name: str, contract: ModelContract) -> PipelineState:
+    """Return the state concluded with a SUCCEEDED record: top label, its confidence and every label's score."""
+    if state.artifact is None:
+        raise ValueError("infer needs the reference of a preprocessed artifact")
+    if state.artifact.contract != contract.name:
+        raise ModelResponseInvalid(f"the artifact was prepared for {state.artifact.contract}, not {contract.name}")
+    body = read_artifact(s3, state.artifact.bucket, state.artifact.key)
+    scores = contract.read_scores(invoke_endpoint(sagemaker, endpoint_name, contract, body))
+    label = max(scores, key=scores.__getitem__)
+    record = state.record(
+        status="SUCCEEDED",
+        label=label,
+        confidence=scores[label],
+        scores=scores,
+        prediction_uri=state.prediction_uri,
+        endpoint_name=endpoint_name,
+    )
+    return state.concluded(record)

@@ -1,0 +1,43 @@
+"""The Powertools logger, metrics and tracer, created once and shared by every handler.
+
+Service name, namespace and log level come from the ``POWERTOOLS_*`` variables the template sets in ``Globals``.
+Fields logged are hashes and counts only: object keys may name a patient.
+"""
+
+from functools import wraps
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+
+
+def pipeline_step(step):
+    """Wrap a state machine task ``step(state, context) -> state`` as a Lambda handler.
+
+    Parses the state document, tags logs with the upload's hashes (correlation id = upload id, which is also the
+    execution name), counts the verdict a step reaches, and returns the document for the next state.
+    """
+    from lesionflow.state import PipelineState
+
+    @logger.inject_lambda_context
+    @metrics.log_metrics(capture_cold_start_metric=True)
+    @tracer.capture_lambda_handler(capture_response=False)
+    @wraps(step)
+    def handler(event: dict, context) -> dict:
+        state = PipelineState.model_validate(event)
+        logger.set_correlation_id(state.upload.upload_id)
+        logger.append_keys(object_hash=state.upload.object_hash)
+        after = step(state, context)
+        if after.result is not None and state.result is None:
+            status = after.result.record["status"]
+            logger.info("upload concluded", extra={"status": status})
+            metrics.add_metric(name=_VERDICT_METRIC[status], unit=MetricUnit.Count, value=1)
+        return after.to_output()
+
+    return handler
+
+
+_VERDICT_METRIC = {"SUCCEEDED": "PredictionsMade", "REJECTED": "ImagesRejected"}

@@ -1,0 +1,83 @@
+"""The prediction record: the public contract written to S3 (JSON) and to the DynamoDB prediction log.
+
+Table keys: ``image_key`` (partition) and ``upload_version`` (sort, ``<uploaded_at>#<version token>``), so the newest
+upload of a key sorts last. ``label``/``created_at`` and ``status``/``created_at`` are the two index keys.
+"""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from boto3.dynamodb.types import TypeSerializer
+from pydantic import BaseModel, Field
+
+from lesionflow.uploads import Upload
+
+_serializer = TypeSerializer()
+
+
+class Status(StrEnum):
+    SUCCEEDED = "SUCCEEDED"
+    REJECTED = "REJECTED"
+    FAILED = "FAILED"
+
+
+class PredictionRecord(BaseModel):
+    image_key: str
+    upload_version: str
+    status: Status
+    created_at: str
+    label: str | None = None
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    scores: dict[str, float] | None = None
+    reason: str | None = None
+    prediction_uri: str | None = None
+    # provenance: which bytes, which run, which model
+    bucket: str
+    version_id: str | None = None
+    etag: str | None = None
+    version_token: str
+    upload_id: str
+    object_hash: str
+    uploaded_at: str
+    execution_arn: str
+    endpoint_name: str | None = None
+    model_contract: str | None = None
+    preprocessing_version: str | None = None
+    input_sha256: str | None = None
+    input_format: str | None = None
+
+    @classmethod
+    def for_upload(cls, upload: Upload, execution_arn: str, **fields) -> "PredictionRecord":
+        """A record with the upload's identity and provenance filled in, stamped now."""
+        return cls(
+            image_key=upload.key,
+            upload_version=upload.sort_key,
+            created_at=utc_now(),
+            bucket=upload.bucket,
+            version_id=upload.version_id,
+            etag=upload.etag,
+            version_token=upload.version_token,
+            upload_id=upload.upload_id,
+            object_hash=upload.object_hash,
+            uploaded_at=upload.uploaded_at,
+            execution_arn=execution_arn,
+            **fields,
+        )
+
+    def to_item(self) -> dict:
+        """The DynamoDB item in attribute-value form, as the state machine's PutItem integration needs it."""
+        plain = self.model_dump(mode="json", exclude_none=True)
+        return {name: _serializer.serialize(_decimals(value)) for name, value in plain.items()}
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _decimals(value):
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {key: _decimals(inner) for key, inner in value.items()}
+    return value

@@ -1,0 +1,43 @@
+"""Reading uploads and artifacts from S3, pinned to the exact version S3 announced."""
+
+from botocore.exceptions import ClientError
+
+from lesionflow.errors import ArtifactMissing, ImageRejected
+from lesionflow.uploads import Upload
+
+_GONE = {"NoSuchKey", "NoSuchVersion", "404"}
+_CHANGED = {"PreconditionFailed", "412"}
+
+
+def read_upload(s3, upload: Upload, max_bytes: int) -> bytes:
+    """The bytes of exactly the notified version: by version id when versioned, else guarded by the ETag.
+
+    An object deleted or overwritten since the notification is a permanent rejection with the reason, not a retry.
+    """
+    pin = {"VersionId": upload.version_id} if upload.version_id else {"IfMatch": upload.etag} if upload.etag else {}
+    try:
+        response = s3.get_object(Bucket=upload.bucket, Key=upload.key, **pin)
+    except ClientError as error:
+        code = error.response["Error"]["Code"]
+        if code in _GONE:
+            raise ImageRejected("the uploaded object no longer exists (deleted before processing)") from error
+        if code in _CHANGED:
+            raise ImageRejected("the uploaded object was overwritten before processing") from error
+        raise
+    body = response["Body"].read(max_bytes + 1)
+    if len(body) > max_bytes:
+        raise ImageRejected(f"the file is larger than the limit of {max_bytes} bytes")
+    return body
+
+
+def read_artifact(s3, bucket: str, key: str) -> bytes:
+    try:
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if error.response["Error"]["Code"] in _GONE:
+            raise ArtifactMissing("the preprocessed artifact is gone (expired or deleted)") from error
+        raise
+
+
+def write_artifact(s3, bucket: str, key: str, body: bytes, content_type: str) -> None:
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)

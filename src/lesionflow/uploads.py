@@ -1,0 +1,68 @@
+"""The identity of one upload: which object version the pipeline works on, and the names derived from it.
+
+Object keys may contain a patient's name, so everything that leaves the bucket (execution names, log fields, metric
+dimensions, artifact and prediction keys) uses the hashes defined here instead of the key.
+"""
+
+from datetime import UTC, datetime
+from functools import cached_property
+from hashlib import sha256
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+
+
+def _digest(*parts: str) -> str:
+    return sha256("\n".join(parts).encode()).hexdigest()
+
+
+class Upload(BaseModel):
+    """One object version created under the upload prefix, as S3 announced it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bucket: str
+    key: str = Field(description="the object key exactly as uploaded (decoded)")
+    size: int = Field(ge=0)
+    etag: str | None = None
+    version_id: str | None = None
+    sequencer: str | None = None
+    event_time: datetime
+
+    @field_validator("event_time")
+    @classmethod
+    def _in_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+    @computed_field
+    @cached_property
+    def version_token(self) -> str:
+        """What tells two uploads of the same key apart: the version id, else S3's sequencer, else etag and time."""
+        if self.version_id:
+            return f"v:{self.version_id}"
+        if self.sequencer:
+            return f"s:{self.sequencer}"
+        return f"e:{self.etag}@{self.uploaded_at}"
+
+    @computed_field
+    @cached_property
+    def uploaded_at(self) -> str:
+        """ISO-8601 UTC with milliseconds, so that it sorts as text."""
+        return self.event_time.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    @computed_field
+    @cached_property
+    def upload_id(self) -> str:
+        """Hash of bucket, key and version: the execution name and the name of everything derived from this upload."""
+        return _digest(self.bucket, self.key, self.version_token)
+
+    @computed_field
+    @cached_property
+    def object_hash(self) -> str:
+        """Hash of bucket and key alone: correlates all versions of one key in logs without revealing it."""
+        return _digest(self.bucket, self.key)[:16]
+
+    @computed_field
+    @cached_property
+    def sort_key(self) -> str:
+        """The prediction log's sort key: upload time first, so the newest upload of a key sorts last."""
+        return f"{self.uploaded_at}#{self.version_token}"

@@ -1,0 +1,67 @@
+"""Shared fixtures: moto's AWS (with Step Functions really executing), the stack built from template.yaml, and the
+real handlers served on loopback as the Lambda API."""
+
+import os
+
+# Before any handler module is imported: Powertools reads these when the logger, metrics and tracer are created.
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1", POWERTOOLS_TRACE_DISABLED="1", POWERTOOLS_METRICS_NAMESPACE="LesionFlow",
+    POWERTOOLS_SERVICE_NAME="lesionflow",
+)
+
+import pytest  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from lesionflow import clients  # noqa: E402
+from lesionflow.observability import metrics  # noqa: E402
+from lesionflow_local.lambdas import LambdaServer  # noqa: E402
+from lesionflow_local.stack import provision  # noqa: E402
+from tests.support import ScriptedEndpoint  # noqa: E402
+
+
+def _clear_clients():
+    for factory in (clients.s3, clients.stepfunctions, clients.sagemaker_runtime):
+        factory.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_metrics():
+    metrics.clear_metrics()
+    yield
+    metrics.clear_metrics()
+
+
+@pytest.fixture
+def aws():
+    _clear_clients()
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        yield
+    _clear_clients()
+
+
+@pytest.fixture
+def stack(aws):
+    return provision()
+
+
+@pytest.fixture
+def express_stack(aws):
+    return provision(parameters={"WorkflowType": "EXPRESS"})
+
+
+@pytest.fixture
+def lambda_api(stack, monkeypatch):
+    server = LambdaServer(stack.functions).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", server.url)
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture
+def endpoint(monkeypatch):
+    server = ScriptedEndpoint().start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", server.url)
+    _clear_clients()
+    yield server
+    server.shutdown()
