@@ -33,9 +33,15 @@ def _fresh_metrics():
 
 
 @pytest.fixture
-def aws():
+def moto_config() -> dict:
+    """moto's settings; integration tests turn on real execution of the state machine."""
+    return {}
+
+
+@pytest.fixture
+def aws(moto_config):
     _clear_clients()
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+    with mock_aws(config=moto_config):
         yield
     _clear_clients()
 
@@ -43,11 +49,6 @@ def aws():
 @pytest.fixture
 def stack(aws):
     return provision()
-
-
-@pytest.fixture
-def express_stack(aws):
-    return provision(parameters={"WorkflowType": "EXPRESS"})
 
 
 @pytest.fixture

@@ -21,27 +21,56 @@ STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK_NAME}/000000
 
 
 @dataclass
-class LocalStack:
+class StackNames:
+    """Where everything of the local stack is: what ``sam deploy`` would print as outputs, and a little more."""
+
     region: str
     bucket: str
     upload_prefix: str
+    artifact_prefix: str
     prediction_prefix: str
     table: str
     queue_url: str
+    queue_arn: str
     dlq_url: str
     state_machine_arn: str
+    execution_prefix: str
+
+
+@dataclass
+class LocalStack(StackNames):
     functions: dict[str, LocalFunction]
-    resolve: Resolver
+
+
+def resolver(template: dict, parameters: dict[str, str]) -> Resolver:
+    resolve = Resolver(template, parameters=parameters, pseudo={
+        "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
+        "AWS::StackName": STACK_NAME, "AWS::StackId": STACK_ID, "AWS::URLSuffix": "amazonaws.com",
+    })
+    _name_everything(template, resolve)
+    return resolve
+
+
+def stack_names(parameters: dict[str, str] | None = None, template: dict | None = None) -> StackNames:
+    """The local stack's names, read from the template, without creating anything."""
+    template = template or load()
+    resolve = resolver(template, parameters or {})
+    layout = template["Mappings"]["Layout"]["Prefix"]
+    machine = resolve.attributes[("PipelineStateMachine", "Name")]
+    return StackNames(
+        region=REGION, bucket=resolve.ref("ImageBucket"), upload_prefix=layout["Uploads"],
+        artifact_prefix=layout["Artifacts"], prediction_prefix=layout["Predictions"],
+        table=resolve.ref("PredictionTable"), queue_url=resolve.ref("IngestQueue"),
+        queue_arn=resolve.attributes[("IngestQueue", "Arn")], dlq_url=resolve.ref("DeadLetterQueue"),
+        state_machine_arn=resolve.ref("PipelineStateMachine"),
+        execution_prefix=f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{machine}",
+    )
 
 
 def provision(parameters: dict[str, str] | None = None, template: dict | None = None) -> LocalStack:
     template = template or load()
-    resolve = Resolver(template, parameters=parameters or {}, pseudo={
-        "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
-        "AWS::StackName": STACK_NAME, "AWS::StackId": STACK_ID, "AWS::URLSuffix": "amazonaws.com",
-    })
+    resolve = resolver(template, parameters or {})
     resources = template["Resources"]
-    _name_everything(template, resolve)
     sqs, s3 = boto3.client("sqs", region_name=REGION), boto3.client("s3", region_name=REGION)
     dynamodb, sfn = boto3.client("dynamodb", region_name=REGION), boto3.client("stepfunctions", region_name=REGION)
 
@@ -57,14 +86,8 @@ def provision(parameters: dict[str, str] | None = None, template: dict | None = 
         name=resolve.attributes[("PipelineStateMachine", "Name")], definition=definition, type=machine["Type"],
         roleArn=f"arn:aws:iam::{ACCOUNT}:role/{STACK_NAME}-PipelineStateMachineRole",
     )
-    layout = template["Mappings"]["Layout"]["Prefix"]
-    return LocalStack(
-        region=REGION, bucket=resolve.ref("ImageBucket"), upload_prefix=layout["Uploads"],
-        prediction_prefix=layout["Predictions"], table=resolve.ref("PredictionTable"),
-        queue_url=resolve.ref("IngestQueue"), dlq_url=resolve.ref("DeadLetterQueue"),
-        state_machine_arn=resolve.ref("PipelineStateMachine"), functions=functions_from_template(template, resolve),
-        resolve=resolve,
-    )
+    names = stack_names(parameters, template)
+    return LocalStack(**vars(names), functions=functions_from_template(template, resolve))
 
 
 def _name_everything(template: dict, resolve: Resolver) -> None:

@@ -9,6 +9,8 @@ from functools import wraps
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
+from lesionflow.state import PipelineState
+
 logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
@@ -20,8 +22,6 @@ def pipeline_step(step):
     Parses the state document, tags logs with the upload's hashes (correlation id = upload id, which is also the
     execution name), counts the verdict a step reaches, and returns the document for the next state.
     """
-    from lesionflow.state import PipelineState
-
     @logger.inject_lambda_context
     @metrics.log_metrics(capture_cold_start_metric=True)
     @tracer.capture_lambda_handler(capture_response=False)

@@ -1,0 +1,44 @@
+# LesionFlow. `make demo` runs the pipeline offline; `make test` runs every check. Both set up what they need.
+SHELL := /bin/bash
+# Lambda runs Python 3.13: use it here too (pyenv's, when it is not on PATH).
+PYTHON ?= $(shell command -v python3.13 2>/dev/null || PYENV_VERSION=3.13.0 pyenv which python3.13 2>/dev/null || command -v python3)
+VENV := .venv
+SAM_VENV := .tools/sam
+SAM := SAM_CLI_TELEMETRY=0 PATH="$(dir $(PYTHON)):$$PATH" $(SAM_VENV)/bin/sam
+
+.PHONY: setup test lint unit integration build events clean
+
+setup: $(VENV)/.installed $(SAM_VENV)/.installed
+
+$(VENV)/.installed: requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt -e .
+	touch $@
+
+# SAM CLI pins its own boto3 and friends: it lives in a virtual environment of its own.
+$(SAM_VENV)/.installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==1.170.0
+	touch $@
+
+test: lint $(VENV)/.installed
+	$(VENV)/bin/python -m pytest
+
+lint: setup
+	$(SAM) validate --lint --region us-east-1
+
+unit: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest tests/unit
+
+integration: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest tests/integration
+
+build: setup
+	$(SAM) build
+
+events: $(VENV)/.installed
+	$(VENV)/bin/python scripts/make_events.py
+
+clean:
+	rm -rf $(VENV) .tools .aws-sam

@@ -1,0 +1,81 @@
+"""statemachine/pipeline.asl.json, checked structurally: the shape every run relies on."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+ASL = json.loads((Path(__file__).resolve().parents[2] / "statemachine" / "pipeline.asl.json").read_text())
+STATES = ASL["States"]
+LAMBDA_TASKS = [name for name, s in STATES.items() if s.get("Resource") == "arn:aws:states:::lambda:invoke"]
+PERMANENT_ERRORS = {"States.ALL", "States.TaskFailed", "ImageRejected", "ModelResponseInvalid", "ModelRequestRejected",
+                    "ArtifactMissing", "DynamoDB.ConditionalCheckFailedException"}
+
+
+def targets(state: dict) -> list[str]:
+    found = [state[key] for key in ("Next", "Default") if key in state]
+    found += [choice["Next"] for choice in state.get("Choices", [])]
+    found += [catch["Next"] for catch in state.get("Catch", [])]
+    return found
+
+
+def test_every_transition_names_an_existing_state_and_every_state_is_reachable():
+    seen, todo = set(), [ASL["StartAt"]]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += targets(STATES[name])
+    assert seen == set(STATES)
+    for name, state in STATES.items():
+        assert state["Type"] in {"Succeed", "Fail"} or state.get("End") or targets(state), name
+
+
+def test_the_definition_uses_jsonpath_only():
+    assert "QueryLanguage" not in json.dumps(ASL)
+
+
+def test_the_pipeline_runs_validate_preprocess_infer_in_order():
+    assert [STATES["Prepare"]["Next"], STATES["ValidateVerdict"]["Default"], STATES["PreprocessVerdict"]["Default"]] \
+        == ["Validate", "Preprocess", "Infer"]
+
+
+@pytest.mark.parametrize("task", [name for name, s in STATES.items() if s["Type"] == "Task"])
+def test_every_task_retries_transient_errors_with_exponential_backoff_and_full_jitter(task):
+    retries = STATES[task]["Retry"]
+    assert retries
+    for retry in retries:
+        assert retry["JitterStrategy"] == "FULL" and retry["BackoffRate"] > 1 and retry["MaxAttempts"] >= 3
+
+
+@pytest.mark.parametrize("task", LAMBDA_TASKS)
+def test_lambda_tasks_retry_lambda_service_errors_but_never_permanent_ones(task):
+    retried = {error for retry in STATES[task]["Retry"] for error in retry["ErrorEquals"]}
+    assert {"Lambda.ServiceException", "Lambda.TooManyRequestsException"} <= retried
+    assert not retried & PERMANENT_ERRORS
+
+
+def test_the_infer_task_retries_endpoint_throttling_outages_and_cold_models():
+    retried = {error for retry in STATES["Infer"]["Retry"] for error in retry["ErrorEquals"]}
+    assert {"EndpointThrottled", "EndpointUnavailable", "ModelNotReady"} <= retried
+
+
+@pytest.mark.parametrize("task", LAMBDA_TASKS)
+def test_any_unrecoverable_error_of_a_lambda_task_is_recorded_as_failed(task):
+    assert STATES[task]["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "RecordFailure"}]
+    assert STATES["RecordFailure"]["Parameters"]["record"]["status"] == "FAILED"
+    assert STATES["RecordFailure"]["Next"] == "RecordVerdict"
+
+
+def test_a_failed_record_then_fails_the_execution():
+    [choice] = STATES["Conclude"]["Choices"]
+    assert (choice["Variable"], choice["StringEquals"]) == ("$.result.record.status", "FAILED")
+    assert STATES[choice["Next"]]["Type"] == "Fail"
+
+
+def test_persist_uses_direct_service_integrations_and_a_conditional_write():
+    record = STATES["RecordVerdict"]
+    assert record["Resource"] == "arn:aws:states:::dynamodb:putItem"
+    assert record["Parameters"]["ConditionExpression"] == "attribute_not_exists(image_key) OR #status = :failed"
+    assert STATES["WritePredictionJson"]["Resource"] == "arn:aws:states:::aws-sdk:s3:putObject"
+    assert STATES["WritePredictionJson"]["Parameters"]["Key.$"] == "$.prediction_key"

@@ -1,0 +1,208 @@
+"""Image validation and conversion, each case built in code."""
+
+import struct
+import zlib
+from io import BytesIO
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lesionflow.contracts import load_contract
+from lesionflow.errors import ImageRejected
+from lesionflow.images import ImageLimits, check_size, decode_rgb, inspect
+from lesionflow.preprocessing import model_input
+from tests.support import encode, jpeg, png
+
+LIMITS = ImageLimits(max_bytes=5_000_000, max_pixels=4_000_000, min_side=32)
+CONTRACT = load_contract("hf-image-classification")
+
+
+def reason_for(data: bytes, limits: ImageLimits = LIMITS) -> str:
+    with pytest.raises(ImageRejected) as rejection:
+        inspect(data, limits, "0" * 64)
+    return str(rejection.value)
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A tiny PNG that declares ``width`` x ``height`` pixels: a decompression bomb's header."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def jpeg_header_only(width: int, height: int) -> bytes:
+    """A small JPEG whose frame header claims ``width`` x ``height``."""
+    data = bytearray(jpeg(64, 64))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def test_a_jpeg_and_a_png_within_limits_are_accepted_with_their_facts():
+    # Given a JPEG and a PNG of reasonable size
+    # When they are inspected
+    facts = [inspect(data, LIMITS, "f" * 64) for data in (jpeg(640, 480), png(300, 200))]
+
+    # Then their format and dimensions are known
+    assert [(f.format, f.width, f.height) for f in facts] == [("JPEG", 640, 480), ("PNG", 300, 200)]
+
+
+@pytest.mark.parametrize("content", [
+    b"just some text",
+    b"<!doctype html><html><body>hi</body></html>",
+    b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\n",
+    bytes(range(256)) * 4,
+], ids=["text", "html", "pdf", "random-bytes"])
+def test_content_that_is_not_an_image_is_rejected_whatever_its_name(content):
+    assert "not a supported image" in reason_for(content)
+
+
+@pytest.mark.parametrize("fmt", ["BMP", "TIFF", "GIF", "ICO", "WEBP"])
+def test_formats_outside_the_allowlist_are_rejected_even_though_pillow_opens_them(fmt):
+    # Given a perfectly valid image in a format Pillow can read but we do not accept
+    data = encode(Image.new("RGB", (64, 64), (1, 2, 3)), fmt)
+
+    # Then it is rejected by its signature
+    assert "not a supported image" in reason_for(data)
+
+
+def test_an_empty_file_is_rejected_from_its_announced_size_before_download():
+    with pytest.raises(ImageRejected, match="empty"):
+        check_size(0, LIMITS)
+
+
+def test_a_file_over_the_byte_limit_is_rejected_from_its_announced_size():
+    with pytest.raises(ImageRejected, match="more than the limit of 5000000"):
+        check_size(5_000_001, LIMITS)
+
+
+def test_an_image_over_the_pixel_limit_is_rejected():
+    assert "more than the limit of 4000000" in reason_for(jpeg(2500, 2000))
+
+
+@pytest.mark.parametrize("bomb", [png_header_only(100_000, 100_000), jpeg_header_only(60_000, 60_000)],
+                         ids=["png", "jpeg"])
+def test_decompression_bombs_are_refused_from_the_header(bomb):
+    # Given a file of a few hundred bytes that declares billions of pixels
+    assert len(bomb) < 2000
+
+    # Then it is rejected without decoding (a decode would need gigabytes)
+    assert "pixels" in reason_for(bomb) or "decompression bomb" in reason_for(bomb)
+
+
+def test_an_image_too_small_to_classify_is_rejected():
+    assert "smaller than 32 pixels" in reason_for(png(31, 200))
+
+
+def test_a_damaged_png_header_is_rejected_with_a_reason():
+    data = bytearray(png(64, 64))
+    data[16:24] = b"\xff" * 8  # width and height fields garbled; the CRC no longer matches
+    assert "cannot be read" in reason_for(bytes(data))
+
+
+def test_a_truncated_jpeg_is_rejected_when_decoded():
+    whole = jpeg(400, 300, quality=95)
+    with pytest.raises(ImageRejected, match="truncated"):
+        decode_rgb(whole[: len(whole) // 2], "JPEG", (224, 224))
+
+
+def test_a_truncated_png_is_rejected_when_decoded():
+    noisy = Image.fromarray(np.random.default_rng(1).integers(0, 255, (200, 200, 3), dtype=np.uint8))
+    whole = encode(noisy, "PNG")
+    with pytest.raises(ImageRejected):
+        decode_rgb(whole[: len(whole) // 2], "PNG", (224, 224))
+
+
+def centre(image: Image.Image) -> tuple:
+    return image.getpixel((image.width // 2, image.height // 2))
+
+
+def close(a, b, tolerance=6) -> bool:
+    return all(abs(x - y) <= tolerance for x, y in zip(a, b))
+
+
+def test_a_cmyk_jpeg_is_converted_to_the_right_rgb():
+    cmyk = encode(Image.new("CMYK", (64, 64), (0, 255, 255, 0)), "JPEG", quality=95)  # pure red in CMYK
+    assert close(centre(decode_rgb(cmyk, "JPEG", (64, 64))), (255, 0, 0), tolerance=12)
+
+
+def test_a_grayscale_image_becomes_three_equal_channels():
+    grey = encode(Image.new("L", (64, 64), 100), "PNG")
+    assert centre(decode_rgb(grey, "PNG", (64, 64))) == (100, 100, 100)
+
+
+def test_a_16_bit_png_is_scaled_not_clipped_to_white():
+    # Given a 16-bit grey PNG at about a quarter of full scale
+    sixteen = Image.fromarray(np.full((64, 64), 16384, dtype=np.uint16))
+    data = encode(sixteen, "PNG")
+
+    # Then it decodes to a dark-ish grey, not white
+    assert close(centre(decode_rgb(data, "PNG", (64, 64))), (63, 63, 63), tolerance=2)
+
+
+def test_transparent_pixels_are_composited_so_their_hidden_colour_never_shows():
+    # Given an RGBA image whose fully transparent pixels hide pure green
+    image = Image.new("RGBA", (64, 64), (0, 255, 0, 0))
+    data = encode(image, "PNG")
+
+    # Then they become the white background
+    assert centre(decode_rgb(data, "PNG", (64, 64))) == (255, 255, 255)
+
+
+def test_a_palette_image_with_a_transparent_index_is_composited():
+    palette = Image.new("P", (64, 64), 1)
+    palette.putpalette([0, 0, 0, 0, 255, 0] + [0] * 762)  # index 1 is green
+    data = encode(palette, "PNG", transparency=1)
+    assert centre(decode_rgb(data, "PNG", (64, 64))) == (255, 255, 255)
+
+
+def test_exif_orientation_is_applied_before_resizing():
+    # Given a landscape JPEG (red left half, blue right half) tagged "rotate 90° clockwise to view"
+    image = Image.new("RGB", (80, 40), (255, 0, 0))
+    image.paste((0, 0, 255), (40, 0, 80, 40))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encode(image, "JPEG", quality=95, exif=exif.tobytes())
+
+    # When it is decoded
+    upright = decode_rgb(data, "JPEG", (40, 80))
+
+    # Then it is portrait, with the left half (red) now on top
+    assert upright.size == (40, 80)
+    assert close(upright.getpixel((20, 5)), (255, 0, 0), tolerance=40)
+    assert close(upright.getpixel((20, 75)), (0, 0, 255), tolerance=40)
+
+
+def test_a_progressive_jpeg_is_decoded():
+    data = jpeg(300, 200, colour=(10, 200, 30), progressive=True, quality=95)
+    assert close(centre(decode_rgb(data, "JPEG", (224, 224))), (10, 200, 30), tolerance=8)
+
+
+def test_a_multi_frame_png_is_classified_by_its_first_frame():
+    # Given an animated PNG whose first frame is red and second blue
+    frames = [Image.new("RGB", (64, 64), colour) for colour in ((255, 0, 0), (0, 0, 255))]
+    out = BytesIO()
+    frames[0].save(out, format="PNG", save_all=True, append_images=frames[1:])
+
+    # Then validation counts two frames and decoding gives the first
+    assert inspect(out.getvalue(), LIMITS, "0" * 64).frames == 2
+    assert centre(decode_rgb(out.getvalue(), "PNG", (64, 64))) == (255, 0, 0)
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_dct_scale():
+    # Given a 2000x1500 JPEG and a 224x224 target
+    data = jpeg(2000, 1500)
+
+    # When decoded for the model
+    image = decode_rgb(data, "JPEG", (224, 224))
+
+    # Then the decoder never produced the full-size bitmap (draft picked a 1/4 scale, still >= 224)
+    assert image.size == (500, 375)
+
+
+def test_the_model_input_is_a_224_jpeg_as_the_contract_says():
+    body = model_input(jpeg(640, 480), "JPEG", CONTRACT)
+    with Image.open(BytesIO(body)) as image:
+        assert (image.format, image.size, image.mode) == ("JPEG", (224, 224), "RGB")

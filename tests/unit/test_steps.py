@@ -1,0 +1,110 @@
+"""The Validate, Preprocess and Infer handlers on their own: pinned reads, limits and endpoint errors."""
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+
+from lesionflow import errors
+from tests.support import hf_answer, jpeg, upload_input
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+def state_for(stack, key: str, data: bytes, **changes) -> dict:
+    """The state document the Validate task receives for ``data`` uploaded at ``key``."""
+    response = boto3.client("s3").put_object(Bucket=stack.bucket, Key=key, Body=data)
+    state = upload_input(stack.bucket, key, data, etag=response["ETag"].strip('"'),
+                         version_id=response.get("VersionId"))
+    state["upload"] |= changes
+    return state | {"execution_arn": "arn:aws:states:us-east-1:123456789012:execution:sm:run",
+                    "prediction_key": "predictions/run.json"}
+
+
+def test_validate_reads_exactly_the_notified_version_even_after_an_overwrite(stack):
+    # Given a valid image, then the same key overwritten with text before validation runs
+    state = state_for(stack, "uploads/x.jpg", jpeg(64, 64))
+    boto3.client("s3").put_object(Bucket=stack.bucket, Key="uploads/x.jpg", Body=b"overwritten")
+
+    # When the first version is validated
+    result = stack.functions["ValidateFunction"].invoke(state)
+
+    # Then the notified version's bytes were checked and accepted
+    assert result["image"]["format"] == "JPEG"
+
+
+def test_validate_rejects_an_object_deleted_before_processing(stack):
+    state = state_for(stack, "uploads/gone.jpg", jpeg(64, 64))
+    boto3.client("s3").delete_object(Bucket=stack.bucket, Key="uploads/gone.jpg",
+                                     VersionId=state["upload"]["version_id"])
+    result = stack.functions["ValidateFunction"].invoke(state)
+    assert result["result"]["record"]["reason"] == "the uploaded object no longer exists (deleted before processing)"
+
+
+def test_without_a_version_id_an_overwrite_is_detected_by_the_etag(stack):
+    state = state_for(stack, "uploads/unversioned.jpg", jpeg(64, 64), version_id=None)
+    boto3.client("s3").put_object(Bucket=stack.bucket, Key="uploads/unversioned.jpg", Body=jpeg(65, 65))
+    result = stack.functions["ValidateFunction"].invoke(state)
+    assert result["result"]["record"]["reason"] == "the uploaded object was overwritten before processing"
+
+
+def test_validate_rejects_an_oversized_upload_from_the_event_without_downloading(stack, monkeypatch):
+    # Given an upload the notification says is over the byte limit, and an S3 that would fail any download
+    state = state_for(stack, "uploads/big.jpg", jpeg(64, 64), size=30_000_000)
+    monkeypatch.setitem(stack.functions["ValidateFunction"].environment, "MAX_IMAGE_BYTES", "20000000")
+    monkeypatch.setattr(boto3.client("s3").__class__, "get_object", lambda *a, **k: pytest.fail("downloaded"))
+
+    # Then it is rejected from the announced size alone
+    result = stack.functions["ValidateFunction"].invoke(state)
+    assert "more than the limit of 20000000" in result["result"]["record"]["reason"]
+
+
+def test_a_rejection_record_carries_provenance_and_no_prediction(stack):
+    result = stack.functions["ValidateFunction"].invoke(state_for(stack, "uploads/t.png", b"\x89PNG but not really"))
+    record = result["result"]["record"]
+    assert record["status"] == "REJECTED"
+    assert record["execution_arn"].endswith(":run") and record["bucket"] == stack.bucket
+    assert "label" not in record and "scores" not in record
+    assert result["result"]["item"]["status"] == {"S": "REJECTED"}
+
+
+@pytest.fixture
+def artifact_state(stack):
+    """The state the Infer task receives, its artifact stored by the real Preprocess handler."""
+    state = state_for(stack, "uploads/ok.jpg", jpeg(300, 300))
+    validated = stack.functions["ValidateFunction"].invoke(state)
+    return stack.functions["PreprocessFunction"].invoke(validated)
+
+
+@pytest.mark.parametrize(("status", "error_type", "body", "raised"), [
+    (429, "ThrottlingException", b'{"message": "Rate exceeded"}', errors.EndpointThrottled),
+    (400, "ModelNotReadyException", b'{"message": "not ready"}', errors.ModelNotReady),
+    (503, "ServiceUnavailable", b'{"message": "down"}', errors.EndpointUnavailable),
+    (424, "ModelError", b'{"message": "boom", "OriginalStatusCode": 500}', errors.EndpointUnavailable),
+    (424, "ModelError", b'{"message": "bad", "OriginalStatusCode": 400}', errors.ModelRequestRejected),
+    (200, None, b"<html>oops</html>", errors.ModelResponseInvalid),
+    (200, None, json.dumps([{"label": "unicorn", "score": 0.9}]).encode(), errors.ModelResponseInvalid),
+], ids=["throttled", "not-ready", "unavailable", "container-5xx", "container-4xx", "malformed", "unknown-label"])
+def test_endpoint_failures_raise_the_errors_the_state_machine_retries_or_records(
+        stack, endpoint, artifact_state, status, error_type, body, raised):
+    # Given an endpoint that keeps answering this way (the SDK's own retry gets the same answer)
+    for _ in range(3):
+        endpoint.then(status, body, error_type=error_type)
+
+    # Then the Infer handler raises the matching pipeline error (Step Functions matches on its name)
+    with pytest.raises(raised):
+        stack.functions["InferFunction"].invoke(artifact_state)
+
+
+def test_infer_names_the_artifact_gone_when_it_expired(stack, endpoint, artifact_state):
+    boto3.client("s3").delete_object(Bucket=stack.bucket, Key=artifact_state["artifact"]["key"])
+    with pytest.raises(errors.ArtifactMissing):
+        stack.functions["InferFunction"].invoke(artifact_state)
+
+
+def test_infer_returns_the_top_label_with_its_confidence(stack, endpoint, artifact_state):
+    endpoint.then(200, hf_answer(vascular_lesions=0.6, melanoma=0.4))
+    record = stack.functions["InferFunction"].invoke(artifact_state)["result"]["record"]
+    assert (record["label"], record["confidence"]) == ("vasc", 0.6)
+    assert record["preprocessing_version"] == "1" and record["input_format"] == "JPEG"

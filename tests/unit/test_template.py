@@ -1,0 +1,148 @@
+"""template.yaml wires what the pipeline's promises depend on."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from lesionflow_local.stack import resolver, stack_names
+from lesionflow_local.template import ROOT, function_properties, load, resources_of_type
+
+TEMPLATE = load()
+RESOURCES = TEMPLATE["Resources"]
+LAYOUT = TEMPLATE["Mappings"]["Layout"]["Prefix"]
+
+
+def prefix(name: str) -> dict:
+    return {"Fn::FindInMap": ["Layout", "Prefix", name]}
+
+
+def allow_statements():
+    """Every Allow statement of every IAM policy the template grants, with where it is."""
+    for name, resource in RESOURCES.items():
+        for policy in resource.get("Properties", {}).get("Policies", []):
+            for template_name, statement in _statements(policy):
+                yield name, template_name, statement
+
+
+def _statements(policy):
+    if isinstance(policy, str):
+        yield policy, None
+    elif "Statement" in policy:
+        for statement in policy["Statement"]:
+            yield None, statement
+    else:
+        yield next(iter(policy)), None
+
+
+def test_uploads_notify_the_ingest_queue_and_outputs_never_land_under_uploads():
+    [queue] = RESOURCES["ImageBucket"]["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    assert queue["Event"] == "s3:ObjectCreated:*"
+    assert queue["Queue"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    assert queue["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": prefix("Uploads")}]
+    for output in ("Artifacts", "Predictions"):
+        assert not LAYOUT[output].startswith(LAYOUT["Uploads"])
+
+
+def test_nothing_is_granted_write_access_under_the_upload_prefix():
+    for _, _, statement in allow_statements():
+        if statement and "s3:PutObject" in str(statement["Action"]):
+            assert "Uploads" not in str(statement["Resource"])
+
+
+def test_the_bucket_is_private_encrypted_versioned_and_tls_only():
+    bucket = RESOURCES["ImageBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    [deny] = RESOURCES["ImageBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert (deny["Effect"], deny["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
+
+
+def test_preprocessed_artifacts_expire_quickly():
+    rules = RESOURCES["ImageBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    [artifacts] = [rule for rule in rules if rule.get("Prefix") == prefix("Artifacts")]
+    assert artifacts["ExpirationInDays"] == {"Ref": "ArtifactExpirationDays"}
+    assert TEMPLATE["Parameters"]["ArtifactExpirationDays"]["Default"] <= 7
+
+
+def test_failed_messages_go_to_a_dead_letter_queue_after_five_receives_and_stay_fourteen_days():
+    redrive = RESOURCES["IngestQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive == {"deadLetterTargetArn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}, "maxReceiveCount": 5}
+    assert RESOURCES["DeadLetterQueue"]["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+def test_the_queue_visibility_timeout_is_at_least_six_times_the_dispatchers_timeout():
+    timeout = function_properties(TEMPLATE, "DispatchFunction")["Timeout"]
+    assert RESOURCES["IngestQueue"]["Properties"]["VisibilityTimeout"] >= 6 * timeout
+
+
+def test_only_this_bucket_in_this_account_may_send_to_the_queue():
+    [statement] = RESOURCES["IngestQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    # the bucket's name is written twice (to avoid a dependency cycle): both must resolve to the same bucket
+    source = resolver(TEMPLATE, {})(statement["Condition"]["ArnEquals"]["aws:SourceArn"])
+    assert source == f"arn:aws:s3:::{stack_names().bucket}"
+
+
+def test_the_dispatcher_reports_partial_batch_failures_with_bounded_concurrency():
+    [event] = RESOURCES["DispatchFunction"]["Properties"]["Events"].values()
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert event["Properties"]["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "DispatchMaxConcurrency"}}
+    assert TEMPLATE["Parameters"]["DispatchMaxConcurrency"]["MinValue"] == 2  # Lambda's lowest allowed value
+
+
+def test_no_policy_grants_wildcard_actions_or_full_access():
+    for resource, template_name, statement in allow_statements():
+        assert template_name is None or "FullAccess" not in template_name, resource
+        if statement:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            assert statement["Effect"] == "Allow"
+            assert not any(action == "*" or action.endswith(":*") for action in actions), (resource, actions)
+            assert statement["Resource"] != "*", resource
+
+
+def test_the_endpoint_invoke_permission_is_scoped_to_the_configured_endpoint():
+    statements = [s for _, _, s in allow_statements() if s and s["Action"] == "sagemaker:InvokeEndpoint"]
+    assert [s["Resource"]["Fn::Sub"] for s in statements] == [
+        "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:endpoint/${EndpointName}"]
+
+
+def test_the_prediction_log_serves_its_access_patterns_without_scans():
+    table = RESOURCES["PredictionTable"]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert [k["AttributeName"] for k in table["KeySchema"]] == ["image_key", "upload_version"]
+    indexes = {i["IndexName"]: [k["AttributeName"] for k in i["KeySchema"]] for i in table["GlobalSecondaryIndexes"]}
+    assert indexes == {"by-label": ["label", "created_at"], "by-status": ["status", "created_at"]}
+
+
+def test_every_function_is_python_3_13_on_arm64_with_its_handler_and_requirements():
+    for name in resources_of_type(TEMPLATE, "AWS::Serverless::Function"):
+        properties = function_properties(TEMPLATE, name)
+        assert (properties["Runtime"], properties["Architectures"]) == ("python3.13", ["arm64"])
+        module, _ = properties["Handler"].split(".")
+        code = ROOT / properties["CodeUri"]
+        assert (code / f"{module}.py").is_file() and (code / "requirements.txt").is_file()
+        assert properties["Tracing"] == "Active"
+    layer = RESOURCES["LesionFlowLayer"]
+    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    assert (ROOT / layer["Properties"]["ContentUri"] / "lesionflow" / "__init__.py").is_file()
+
+
+def test_the_state_machine_substitutions_match_the_placeholders_of_its_definition():
+    machine = RESOURCES["PipelineStateMachine"]["Properties"]
+    placeholders = set(re.findall(r"\$\{(\w+)\}", Path(ROOT, machine["DefinitionUri"]).read_text()))
+    assert placeholders == set(machine["DefinitionSubstitutions"])
+    assert machine["Type"] == {"Ref": "WorkflowType"}
+    assert TEMPLATE["Parameters"]["WorkflowType"]["AllowedValues"] == ["STANDARD", "EXPRESS"]
+
+
+@pytest.mark.parametrize("output", ["BucketName", "UploadPrefix", "PredictionTableName", "IngestQueueUrl",
+                                    "DeadLetterQueueUrl", "StateMachineArn"])
+def test_the_stack_outputs_what_users_and_the_cli_need(output):
+    assert output in TEMPLATE["Outputs"]

@@ -1,0 +1,38 @@
+"""Upload identity: deterministic, version-specific names that never contain the object key."""
+
+from datetime import UTC, datetime
+
+from lesionflow.uploads import Upload
+
+WHEN = datetime(2026, 11, 23, 10, 0, 0, 123000, tzinfo=UTC)
+
+
+def upload(**changes) -> Upload:
+    return Upload(**{"bucket": "b", "key": "uploads/Jane Doe.jpg", "size": 10, "etag": "e", "sequencer": "00A1",
+                     "event_time": WHEN} | changes)
+
+
+def test_the_same_version_always_gets_the_same_upload_id():
+    assert upload().upload_id == upload().upload_id
+
+
+def test_another_version_of_the_same_key_gets_another_upload_id_but_the_same_object_hash():
+    first, second = upload(version_id="v1"), upload(version_id="v2")
+    assert first.upload_id != second.upload_id
+    assert first.object_hash == second.object_hash
+
+
+def test_without_a_version_id_the_sequencer_tells_uploads_apart():
+    assert upload(sequencer="00A1").upload_id != upload(sequencer="00A2").upload_id
+
+
+def test_names_derived_from_an_upload_never_contain_its_key():
+    item = upload()
+    assert "Jane" not in item.upload_id + item.object_hash
+    assert len(item.upload_id) == 64  # fits a Step Functions execution name (80 characters at most)
+
+
+def test_the_sort_key_orders_uploads_of_a_key_by_time():
+    earlier = upload(event_time=datetime(2026, 11, 23, 9, 59, tzinfo=UTC), sequencer="00FF")
+    assert earlier.sort_key < upload().sort_key
+    assert upload().sort_key.startswith("2026-11-23T10:00:00.123Z#")
