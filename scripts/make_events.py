@@ -1,6 +1,6 @@
 """Write events/*.json: one sample event per function, for `sam local invoke -e` and for the tests that replay them.
 
-They describe samples/lesion-dark.jpg uploaded to the local stack's bucket, so every event is consistent with the
+They describe samples/ham-size-dark.jpg uploaded to the local stack's bucket, so every event is consistent with the
 one before it. Run again after changing the sample, the template's names or the state document.
 """
 
@@ -17,7 +17,7 @@ from lesionflow.uploads import Upload
 from lesionflow_local.stack import stack_names
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "samples" / "lesion-dark.jpg"
+SAMPLE = ROOT / "samples" / "ham-size-dark.jpg"
 KEY = "uploads/clinic 7/lesion dark+1.jpg"  # spaces and a plus sign, as people name files
 SEQUENCER = "0067419F5E2C8D41A3"
 WHEN = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)

@@ -15,7 +15,7 @@ from moto import mock_aws  # noqa: E402
 
 from lesionflow import clients  # noqa: E402
 from lesionflow.observability import metrics  # noqa: E402
-from lesionflow_local.lambdas import LambdaServer  # noqa: E402
+from lesionflow_local.lambdas import LambdaApi, serve  # noqa: E402
 from lesionflow_local.stack import provision  # noqa: E402
 from tests.support import ScriptedEndpoint  # noqa: E402
 
@@ -53,8 +53,9 @@ def stack(aws):
 
 @pytest.fixture
 def lambda_api(stack, monkeypatch):
-    server = LambdaServer(stack.functions).start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", server.url)
+    """The real handlers behind the Lambda Invoke API, where moto's Step Functions calls them."""
+    server = serve(LambdaApi(stack.functions))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", f"http://127.0.0.1:{server.server_port}")
     yield server
     server.shutdown()
 

@@ -19,7 +19,7 @@ class Settings(BaseModel):
     invoke_timeout_seconds: int = Field(alias="INVOKE_TIMEOUT_SECONDS", gt=0)
 
 
-@pipeline_step
+@pipeline_step("Infer")
 def lambda_handler(state: PipelineState, context) -> PipelineState:
     settings = Settings.model_validate(os.environ)
     sagemaker = clients.sagemaker_runtime(settings.invoke_timeout_seconds)

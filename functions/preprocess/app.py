@@ -18,7 +18,7 @@ class Settings(BaseModel):
     model_contract: str = Field(alias="MODEL_CONTRACT")
 
 
-@pipeline_step
+@pipeline_step("Preprocess")
 def lambda_handler(state: PipelineState, context) -> PipelineState:
     settings = Settings.model_validate(os.environ)
     return preprocess(state, clients.s3(), settings.artifact_prefix, load_contract(settings.model_contract))

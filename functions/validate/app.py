@@ -19,7 +19,7 @@ class Settings(BaseModel):
     min_image_side: int = Field(alias="MIN_IMAGE_SIDE", gt=0)
 
 
-@pipeline_step
+@pipeline_step("Validate")
 def lambda_handler(state: PipelineState, context) -> PipelineState:
     settings = Settings.model_validate(os.environ)
     limits = ImageLimits(

@@ -1,9 +1,8 @@
 """Run the real Lambda handlers locally, as the template declares them, without Docker.
 
 ``LocalFunction`` imports a function's handler from its ``CodeUri`` and ``Handler``, gives it the template's
-environment and a context whose remaining time honours the template's ``Timeout``. ``LambdaServer`` speaks the
-Lambda Invoke API on loopback, so boto3 (and moto's Step Functions interpreter) can call the handlers through
-``AWS_ENDPOINT_URL_LAMBDA``.
+environment and a context whose remaining time honours the template's ``Timeout``. ``LambdaApi`` speaks the
+Lambda Invoke API, so boto3 (and moto's Step Functions interpreter) can call the handlers over HTTP.
 """
 
 import importlib.util
@@ -12,12 +11,15 @@ import os
 import sys
 import threading
 import time
+import re
 import traceback
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
+
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wrappers import Request, Response
 
 from lesionflow_local.template import ROOT, Resolver, function_properties, resources_of_type
 
@@ -85,13 +87,17 @@ class LocalFunction:
 
 @contextmanager
 def _environment(variables: dict[str, str]):
-    saved = dict(os.environ)
+    """Set ``variables`` for the duration; restore only those (other threads never see an emptied environment)."""
+    saved = {name: os.environ.get(name) for name in variables}
     os.environ.update({name: str(value) for name, value in variables.items()})
     try:
         yield
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def functions_from_template(template: dict, resolve: Resolver) -> dict[str, LocalFunction]:
@@ -113,49 +119,44 @@ def functions_from_template(template: dict, resolve: Resolver) -> dict[str, Loca
     return found
 
 
-class LambdaServer(ThreadingHTTPServer):
-    """The Lambda ``Invoke`` API on loopback (``POST /2015-03-31/functions/{name}/invocations``)."""
+class LambdaApi:
+    """The Lambda ``Invoke`` API as a WSGI app (``POST /2015-03-31/functions/{name}/invocations``).
 
-    daemon_threads = True
+    Errors are reported the way Lambda reports them: status 200, ``X-Amz-Function-Error: Unhandled`` and a payload
+    with ``errorType`` (the exception's class name, which Step Functions matches in Retry and Catch).
+    """
 
-    def __init__(self, functions: dict[str, LocalFunction], port: int = 0):
+    PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
+
+    def __init__(self, functions: dict[str, LocalFunction]):
         self.functions = functions
-        super().__init__(("127.0.0.1", port), _InvokeHandler)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_port}"
+    def handles(self, path: str) -> bool:
+        return bool(self.PATH.match(path))
 
-    def start(self) -> "LambdaServer":
-        threading.Thread(target=self.serve_forever, name="local-lambda", daemon=True).start()
-        return self
-
-
-class _InvokeHandler(BaseHTTPRequestHandler):
-    server: LambdaServer
-
-    def do_POST(self):
-        name = unquote(self.path.split("/functions/", 1)[-1].rsplit("/invocations", 1)[0]).rsplit(":", 1)[-1]
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        function = self.server.functions.get(name)
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        name = unquote(self.PATH.match(request.path)["name"]).rsplit(":", 1)[-1]
+        function = self.functions.get(name)
         if function is None:
-            return self._reply(404, {"Type": "User", "message": f"Function not found: {name}"},
-                               {"x-amzn-ErrorType": "ResourceNotFoundException"})
+            response = _json(404, {"Type": "User", "message": f"Function not found: {name}"})
+            response.headers["x-amzn-ErrorType"] = "ResourceNotFoundException"
+            return response(environ, start_response)
         try:
-            result = function.invoke(json.loads(body or b"{}"))
+            response = _json(200, function.invoke(json.loads(request.get_data() or b"{}")))
         except Exception as error:  # noqa: BLE001 - every handler error is reported the way Lambda reports it
-            payload = {"errorType": type(error).__name__, "errorMessage": str(error),
-                       "stackTrace": traceback.format_tb(error.__traceback__)}
-            return self._reply(200, payload, {"X-Amz-Function-Error": "Unhandled"})
-        self._reply(200, result, {})
+            response = _json(200, {"errorType": type(error).__name__, "errorMessage": str(error),
+                                   "stackTrace": traceback.format_tb(error.__traceback__)})
+            response.headers["X-Amz-Function-Error"] = "Unhandled"
+        return response(environ, start_response)
 
-    def _reply(self, status: int, payload, headers: dict[str, str]):
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        for header, value in (headers | {"Content-Type": "application/json", "Content-Length": str(len(data))}).items():
-            self.send_header(header, value)
-        self.end_headers()
-        self.wfile.write(data)
 
-    def log_message(self, *args):  # the handlers log for themselves
-        pass
+def _json(status: int, payload) -> Response:
+    return Response(json.dumps(payload), status=status, mimetype="application/json")
+
+
+def serve(app, port: int = 0) -> BaseWSGIServer:
+    """Serve a WSGI app on loopback from a daemon thread; ``server.shutdown()`` stops it."""
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, name="lesionflow-local-http", daemon=True).start()
+    return server

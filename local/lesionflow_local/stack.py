@@ -67,12 +67,14 @@ def stack_names(parameters: dict[str, str] | None = None, template: dict | None 
     )
 
 
-def provision(parameters: dict[str, str] | None = None, template: dict | None = None) -> LocalStack:
+def provision(parameters: dict[str, str] | None = None, template: dict | None = None,
+              endpoint_url: str | None = None) -> LocalStack:
+    """Create every resource in moto: in-process under ``mock_aws``, or on a moto server at ``endpoint_url``."""
     template = template or load()
     resolve = resolver(template, parameters or {})
     resources = template["Resources"]
-    sqs, s3 = boto3.client("sqs", region_name=REGION), boto3.client("s3", region_name=REGION)
-    dynamodb, sfn = boto3.client("dynamodb", region_name=REGION), boto3.client("stepfunctions", region_name=REGION)
+    sqs, s3, dynamodb, sfn = (boto3.client(service, region_name=REGION, endpoint_url=endpoint_url)
+                              for service in ("sqs", "s3", "dynamodb", "stepfunctions"))
 
     for logical_id in ("DeadLetterQueue", "IngestQueue"):
         _create_queue(sqs, logical_id, resolve(resources[logical_id]["Properties"]), resolve)
@@ -121,6 +123,9 @@ def _create_queue(sqs, logical_id: str, properties: dict, resolve: Resolver) -> 
     }
     if "RedrivePolicy" in properties:
         attributes["RedrivePolicy"] = json.dumps(properties["RedrivePolicy"])
+    for policy in resources_of_type(resolve.template, "AWS::SQS::QueuePolicy").values():
+        if {"Ref": logical_id} in policy["Properties"]["Queues"]:
+            attributes["Policy"] = json.dumps(resolve(policy["Properties"]["PolicyDocument"]))
     sqs.create_queue(QueueName=resolve.ref(logical_id).rsplit("/", 1)[1], Attributes=attributes)
 
 

@@ -49,7 +49,7 @@ def inspect(data: bytes, limits: ImageLimits, sha256: str) -> ImageFacts:
     check_size(len(data), limits)
     image_format = sniff_format(data)
     if image_format is None or image_format not in limits.allowed_formats:
-        allowed = ", ".join(sorted(limits.allowed_formats))
+        allowed = " or ".join(sorted(limits.allowed_formats))
         raise ImageRejected(f"not a supported image: the content is not {allowed}")
     with _open(data, image_format) as image:
         width, height = image.size

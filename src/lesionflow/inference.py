@@ -1,6 +1,7 @@
 """The Infer step: send the preprocessed artifact to the SageMaker endpoint and read its answer by the contract."""
 
 from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
+from pydantic import BaseModel
 
 from lesionflow.contracts import ModelContract
 from lesionflow.errors import (
@@ -17,7 +18,16 @@ _THROTTLED = {"ThrottlingException", "TooManyRequestsException"}
 _UNAVAILABLE = {"ServiceUnavailable", "InternalFailure", "InternalServerError", "InternalDependencyException"}
 
 
-def invoke_endpoint(sagemaker, endpoint_name: str, contract: ModelContract, body: bytes) -> bytes:
+class EndpointAnswer(BaseModel):
+    """The model's answer and what the endpoint said about who gave it."""
+
+    body: bytes
+    variant: str | None = None
+    model_name: str | None = None
+    model_disclaimer: str | None = None
+
+
+def invoke_endpoint(sagemaker, endpoint_name: str, contract: ModelContract, body: bytes) -> EndpointAnswer:
     """One InvokeEndpoint call, its failures translated to the errors the state machine retries or records."""
     try:
         response = sagemaker.invoke_endpoint(
@@ -30,7 +40,19 @@ def invoke_endpoint(sagemaker, endpoint_name: str, contract: ModelContract, body
         if translated is None:
             raise
         raise translated from error
-    return response["Body"].read()
+    attributes = _custom_attributes(response.get("CustomAttributes", ""))
+    return EndpointAnswer(
+        body=response["Body"].read(),
+        variant=response.get("InvokedProductionVariant"),
+        model_name=attributes.get("model"),
+        model_disclaimer=attributes.get("disclaimer"),
+    )
+
+
+def _custom_attributes(header: str) -> dict[str, str]:
+    """``key=value;key=value`` as a model container may send in X-Amzn-SageMaker-Custom-Attributes."""
+    pairs = (part.split("=", 1) for part in header.split(";") if "=" in part)
+    return {key.strip(): value.strip() for key, value in pairs}
 
 
 def _translate(error: ClientError) -> Exception | None:
@@ -55,7 +77,8 @@ def infer(state: PipelineState, s3, sagemaker, endpoint_name: str, contract: Mod
     if state.artifact.contract != contract.name:
         raise ModelResponseInvalid(f"the artifact was prepared for {state.artifact.contract}, not {contract.name}")
     body = read_artifact(s3, state.artifact.bucket, state.artifact.key)
-    scores = contract.read_scores(invoke_endpoint(sagemaker, endpoint_name, contract, body))
+    answer = invoke_endpoint(sagemaker, endpoint_name, contract, body)
+    scores = contract.read_scores(answer.body)
     label = max(scores, key=scores.__getitem__)
     record = state.record(
         status="SUCCEEDED",
@@ -64,5 +87,8 @@ def infer(state: PipelineState, s3, sagemaker, endpoint_name: str, contract: Mod
         scores=scores,
         prediction_uri=state.prediction_uri,
         endpoint_name=endpoint_name,
+        model_variant=answer.variant,
+        model_name=answer.model_name,
+        model_disclaimer=answer.model_disclaimer,
     )
     return state.concluded(record)

@@ -42,6 +42,9 @@ class PredictionRecord(BaseModel):
     uploaded_at: str
     execution_arn: str
     endpoint_name: str | None = None
+    model_variant: str | None = None
+    model_name: str | None = Field(default=None, description="as the model server names it, when it does")
+    model_disclaimer: str | None = Field(default=None, description="e.g. that an offline demo model is untrained")
     model_contract: str | None = None
     preprocessing_version: str | None = None
     input_sha256: str | None = None

@@ -200,14 +200,14 @@ def test_the_prediction_log_serves_its_three_access_patterns_with_queries(stack,
 
 @pytest.mark.parametrize("workflow", ["STANDARD", "EXPRESS"])
 def test_both_workflow_types_run_the_same_definition(aws, workflow, request, monkeypatch, endpoint):
-    from lesionflow_local.lambdas import LambdaServer
+    from lesionflow_local.lambdas import LambdaApi, serve
     from lesionflow_local.stack import provision
 
     # Given the stack provisioned with WorkflowType set
     stack = provision(parameters={"WorkflowType": workflow})
-    server = LambdaServer(stack.functions).start()
+    server = serve(LambdaApi(stack.functions))
     request.addfinalizer(server.shutdown)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", server.url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", f"http://127.0.0.1:{server.server_port}")
     execution_input = put_upload(stack, "uploads/type.jpg", jpeg(256, 256))
 
     # When an upload runs

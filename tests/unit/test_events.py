@@ -7,7 +7,7 @@ import boto3
 import pytest
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
-SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "lesion-dark.jpg"
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "ham-size-dark.jpg"
 
 
 def event(name: str) -> dict:

@@ -1,0 +1,105 @@
+"""The ``lesionflow`` command: the local stack, local invocations, and the offline demo."""
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import boto3
+
+from lesionflow_local.template import ROOT, load, resources_of_type
+
+STATE_FILE = ROOT / ".lesionflow" / "local.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lesionflow", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    local = commands.add_parser("local", help="the local stack").add_subparsers(dest="action", required=True)
+    up = local.add_parser("up", help="start the whole pipeline on this machine and serve until interrupted")
+    up.add_argument("--port", type=int, default=4747, help="loopback port (0 picks a free one; default 4747)")
+    up.add_argument("--json", action="store_true", help="print the connection details as one line of JSON")
+    up.add_argument("--model", type=Path, help="an ONNX image classifier to serve instead of the untrained demo model")
+
+    invoke = commands.add_parser("invoke", help="run one function's handler against the local stack")
+    invoke.add_argument("function", help="logical id (ValidateFunction) or short name (validate)")
+    invoke.add_argument("--event", type=Path, required=True, help="event file, e.g. events/validate.json")
+    invoke.add_argument("--endpoint-url", help="the local stack's endpoint (default: the running `local up`)")
+
+    demo = commands.add_parser("demo", help="run the sample images through a fresh local stack and print the results")
+    demo.add_argument("--model", type=Path, help="an ONNX image classifier instead of the untrained demo model")
+    demo.add_argument("--timeout", type=float, default=120, help="seconds to wait for every record")
+
+    args = parser.parse_args(argv)
+    if args.command == "local":
+        return local_up(args.port, args.json, args.model)
+    if args.command == "invoke":
+        return invoke_function(args.function, args.event, args.endpoint_url)
+    from lesionflow_local.demo import run_demo
+
+    return run_demo(args.model, args.timeout)
+
+
+def local_up(port: int, as_json: bool, model: Path | None) -> int:
+    from lesionflow_local.server import LocalStackServer
+
+    out = sys.stdout
+    sys.stdout = sys.stderr  # handlers log and emit metrics on stdout: keep stdout for the connection details
+    stopped = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopped.set())
+    with LocalStackServer(port=port, model_path=model) as server:
+        details = server.details()
+        STATE_FILE.parent.mkdir(exist_ok=True)
+        STATE_FILE.write_text(json.dumps(details, indent=2))
+        if as_json:
+            print(json.dumps(details), file=out, flush=True)
+        else:
+            print(_describe(details), file=out, flush=True)
+        stopped.wait()
+        print("lesionflow local: shutting down", file=sys.stderr)
+    STATE_FILE.unlink(missing_ok=True)
+    return 0
+
+
+def _describe(details: dict) -> str:
+    lines = [f"LesionFlow local stack ready at {details['endpoint_url']} (region {details['region']})", ""]
+    lines += [f"  {name:<18} {details[name]}" for name in
+              ("bucket", "upload_prefix", "table", "queue_url", "dlq_url", "state_machine_arn", "endpoint_name")]
+    lines += [f"  {'model':<18} {details['model']}" + (f" ({details['model_disclaimer']})"
+                                                        if details["model_disclaimer"] else ""), ""]
+    lines += ["Upload with any AWS client, for example:",
+              f"  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws --endpoint-url {details['endpoint_url']} "
+              f"--region {details['region']} s3 cp samples/ham-size-dark.jpg s3://{details['bucket']}/"
+              f"{details['upload_prefix']}", "Ctrl-C stops it."]
+    return "\n".join(lines)
+
+
+def invoke_function(function: str, event: Path, endpoint_url: str | None) -> int:
+    """Call the function through the local stack's Lambda API: its template environment, its real handler."""
+    details = json.loads(STATE_FILE.read_text()) if endpoint_url is None and STATE_FILE.is_file() else {}
+    endpoint_url = endpoint_url or details.get("endpoint_url")
+    if not endpoint_url:
+        print("lesionflow invoke: no local stack is running (start `lesionflow local up`, or pass --endpoint-url)",
+              file=sys.stderr)
+        return 2
+    target = function_id(function)
+    client = boto3.client("lambda", endpoint_url=endpoint_url, region_name=details.get("region", "us-east-1"),
+                          aws_access_key_id="local", aws_secret_access_key="local")
+    response = client.invoke(FunctionName=target, Payload=event.read_bytes())
+    print(json.dumps(json.loads(response["Payload"].read()), indent=2))
+    return 1 if "FunctionError" in response else 0
+
+
+def function_id(name: str) -> str:
+    """A function's logical id from itself or from its code folder's name (``validate`` -> ``ValidateFunction``)."""
+    functions = resources_of_type(load(), "AWS::Serverless::Function")
+    by_folder = {Path(f["Properties"]["CodeUri"]).name: logical_id for logical_id, f in functions.items()}
+    return name if name in functions else by_folder.get(name, name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

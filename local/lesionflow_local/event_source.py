@@ -1,0 +1,72 @@
+"""Lambda's SQS event source mapping, locally: poll the ingest queue and invoke the dispatcher with batches.
+
+As in AWS: up to ``BatchSize`` messages gathered for at most ``MaximumBatchingWindowInSeconds``; messages the
+function reports in ``batchItemFailures`` (or all of them, if it raises) stay in the queue and come back after the
+visibility timeout; SQS itself moves a message to the dead-letter queue after ``maxReceiveCount`` receives.
+"""
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from lesionflow_local.lambdas import LocalFunction
+
+log = logging.getLogger("lesionflow.local")
+
+
+@dataclass
+class SqsEventSource:
+    sqs: object
+    queue_url: str
+    queue_arn: str
+    function: LocalFunction
+    batch_size: int = 10
+    window_seconds: float = 0.0
+    report_batch_item_failures: bool = True
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            messages = self._gather(stop)
+            if messages:
+                self._deliver(messages)
+
+    def _gather(self, stop: threading.Event) -> list[dict]:
+        messages: list[dict] = []
+        deadline = time.monotonic() + self.window_seconds
+        while len(messages) < self.batch_size and not stop.is_set():
+            received = self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=min(10, self.batch_size - len(messages)),
+                WaitTimeSeconds=1 if not messages else 0, AttributeNames=["All"], MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            messages += received
+            if not received and (messages or time.monotonic() >= deadline):
+                break
+        return messages
+
+    def _deliver(self, messages: list[dict]) -> None:
+        try:
+            response = self.function.invoke({"Records": [self._record(message) for message in messages]})
+        except Exception:  # noqa: BLE001 - as in Lambda: the whole batch returns to the queue
+            log.exception("the dispatcher failed a whole batch of %d; SQS will redeliver it", len(messages))
+            return
+        failed = set()
+        if self.report_batch_item_failures and isinstance(response, dict):
+            failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
+                {"Id": str(index), "ReceiptHandle": m["ReceiptHandle"]} for index, m in enumerate(done[start:start + 10])
+            ])
+
+    def _record(self, message: dict) -> dict:
+        """One message in the shape Lambda's SQS event uses."""
+        return {
+            "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"], "body": message["Body"],
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": {name: {"stringValue": value.get("StringValue"), "binaryValue": value.get("BinaryValue"),
+                                         "stringListValues": [], "binaryListValues": [], "dataType": value["DataType"]}
+                                  for name, value in message.get("MessageAttributes", {}).items()},
+            "md5OfBody": message["MD5OfBody"], "eventSource": "aws:sqs", "eventSourceARN": self.queue_arn,
+            "awsRegion": self.queue_arn.split(":")[3],
+        }
