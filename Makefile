@@ -6,7 +6,15 @@ VENV := .venv
 SAM_VENV := .tools/sam
 SAM := SAM_CLI_TELEMETRY=0 PATH="$(dir $(PYTHON)):$$PATH" $(SAM_VENV)/bin/sam
 
-.PHONY: setup test lint unit integration build events clean
+.PHONY: demo setup test lint unit integration e2e build events samples local clean
+
+# The README's first command: the whole pipeline offline on the sample images, results from the prediction log.
+demo: $(VENV)/.installed
+	$(VENV)/bin/lesionflow demo
+
+# The local stack until Ctrl-C (`lesionflow local up --help` for its options).
+local: $(VENV)/.installed
+	$(VENV)/bin/lesionflow local up
 
 setup: $(VENV)/.installed $(SAM_VENV)/.installed
 
@@ -34,11 +42,17 @@ unit: $(VENV)/.installed
 integration: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest tests/integration
 
+e2e: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest tests/e2e
+
 build: setup
 	$(SAM) build
+
+samples: $(VENV)/.installed
+	$(VENV)/bin/python scripts/make_samples.py
 
 events: $(VENV)/.installed
 	$(VENV)/bin/python scripts/make_events.py
 
 clean:
-	rm -rf $(VENV) .tools .aws-sam
+	rm -rf $(VENV) .tools .aws-sam .lesionflow

@@ -1,0 +1,167 @@
+"""End to end on the local stack, started as a person starts it (`lesionflow local up --json`) and used only
+through AWS APIs at its endpoint: uploads go through S3 -> SQS -> dispatcher -> Step Functions -> model -> log."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote_plus
+
+import boto3
+import pytest
+from boto3.dynamodb.conditions import Key
+from PIL import Image
+
+from tests.support import encode, jpeg, png, s3_notification
+
+ROOT = Path(__file__).resolve().parents[2]
+WAIT_SECONDS = 90
+
+
+@pytest.fixture(scope="module")
+def local_stack():
+    process = subprocess.Popen([sys.executable, "-m", "lesionflow_local.cli", "local", "up", "--json", "--port", "0"],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = process.stdout.readline()
+    assert line, "lesionflow local up exited before printing its connection details"
+    yield json.loads(line)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0, "lesionflow local up did not shut down cleanly on SIGTERM"
+
+
+@pytest.fixture(scope="module")
+def aws(local_stack):
+    """Clients of any AWS SDK pointed at the local stack with dummy credentials."""
+    def client(service: str):
+        return boto3.client(service, endpoint_url=local_stack["endpoint_url"], region_name=local_stack["region"],
+                            aws_access_key_id="dummy", aws_secret_access_key="dummy")
+    return client
+
+
+def upload(aws, stack: dict, key: str, body: bytes) -> None:
+    aws("s3").put_object(Bucket=stack["bucket"], Key=key, Body=body)
+
+
+def records_of(aws, stack: dict, key: str) -> list[dict]:
+    table = boto3.resource("dynamodb", endpoint_url=stack["endpoint_url"], region_name=stack["region"],
+                           aws_access_key_id="dummy", aws_secret_access_key="dummy").Table(stack["table"])
+    return table.query(KeyConditionExpression=Key("image_key").eq(key))["Items"]
+
+
+def wait_for(aws, stack: dict, keys: list[str], settle: float = 1.0) -> dict[str, list[dict]]:
+    """Every key's records once each has one, plus a moment for any unwanted second record to show up."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not all(records_of(aws, stack, key) for key in keys):
+        assert time.monotonic() < deadline, "some uploads never got a record"
+        time.sleep(0.25)
+    time.sleep(settle)
+    return {key: records_of(aws, stack, key) for key in keys}
+
+
+def queue_drained(aws, url: str) -> bool:
+    attributes = aws("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    return attributes["ApproximateNumberOfMessages"] == attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
+
+
+def test_the_connection_details_name_everything_a_client_needs(local_stack):
+    assert {"endpoint_url", "region", "bucket", "upload_prefix", "table", "queue_url", "dlq_url",
+            "state_machine_arn"} <= set(local_stack)
+
+
+def test_a_mixed_batch_ends_with_exactly_one_terminal_record_per_upload(aws, local_stack):
+    # Given a batch of valid, awkward and invalid uploads
+    prefix = f"{local_stack['upload_prefix']}batch/"
+    expected = {
+        f"{prefix}photo.jpg": ("SUCCEEDED", jpeg(600, 450)),
+        f"{prefix}alpha.png": ("SUCCEEDED", png(300, 300, colour=(200, 100, 90, 0), mode="RGBA")),
+        f"{prefix}grey.png": ("SUCCEEDED", png(256, 256, colour=90, mode="L")),
+        f"{prefix}notes.jpg": ("REJECTED", b"not an image at all"),
+        f"{prefix}empty.jpg": ("REJECTED", b""),
+        f"{prefix}truncated.jpg": ("REJECTED", jpeg(400, 300, quality=95)[:600]),
+        f"{prefix}bitmap.jpg": ("REJECTED", encode(Image.new("RGB", (64, 64), (1, 2, 3)), "BMP")),
+    }
+
+    # When they are uploaded
+    for key, (_, body) in expected.items():
+        upload(aws, local_stack, key, body)
+    found = wait_for(aws, local_stack, list(expected))
+
+    # Then each has exactly one record with the expected status, and a reason where it was rejected
+    assert {key: [r["status"] for r in records] for key, records in found.items()} == {
+        key: [status] for key, (status, _) in expected.items()}
+    for key, [record] in found.items():
+        if record["status"] == "REJECTED":
+            assert record["reason"]
+        else:  # the prediction JSON lies where the record says, and names the model honestly
+            bucket, prediction_key = record["prediction_uri"].removeprefix("s3://").split("/", 1)
+            prediction = json.loads(aws("s3").get_object(Bucket=bucket, Key=prediction_key)["Body"].read())
+            assert prediction["image_key"] == key and prediction["label"] == record["label"]
+            assert record["model_name"] == local_stack["model"]
+            assert "untrained" in record["model_disclaimer"]
+
+
+@pytest.mark.parametrize("name", ["with space.jpg", "plus+sign.jpg", "100%.jpg", "Jörg Ørsted ünïcødé.jpg"])
+def test_keys_with_awkward_characters_come_back_exactly(aws, local_stack, name):
+    key = f"{local_stack['upload_prefix']}names/{name}"
+    upload(aws, local_stack, key, jpeg(128, 128))
+    [record] = wait_for(aws, local_stack, [key])[key]
+    assert record["image_key"] == key and record["status"] == "SUCCEEDED"
+
+
+def test_the_same_notification_delivered_twice_yields_one_record(aws, local_stack):
+    # Given an object, and the notification S3 would send for it delivered twice to the queue
+    key = f"{local_stack['upload_prefix']}duplicate/photo.jpg"
+    body = jpeg(200, 200)
+    upload(aws, local_stack, key, body)
+    etag = aws("s3").head_object(Bucket=local_stack["bucket"], Key=key)["ETag"].strip('"')
+    notification = json.dumps(s3_notification(local_stack["bucket"], quote_plus(key, safe="/"), len(body), etag=etag,
+                                              sequencer="00AABBCCDDEEFF0011"))
+    for _ in range(2):
+        aws("sqs").send_message(QueueUrl=local_stack["queue_url"], MessageBody=notification)
+
+    # When both are processed (alongside S3's own notification of the upload)
+    deadline = time.monotonic() + WAIT_SECONDS
+    while len(records_of(aws, local_stack, key)) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.25)
+    time.sleep(1.5)
+
+    # Then the duplicated notification produced exactly one record
+    duplicated = [r for r in records_of(aws, local_stack, key) if r["version_token"] == "s:00AABBCCDDEEFF0011"]
+    assert len(duplicated) == 1
+
+
+def test_s3s_test_event_in_the_queue_yields_nothing_and_no_dead_letter(aws, local_stack):
+    # Given the queue receives S3's test event
+    sfn = aws("stepfunctions")
+    before = len(sfn.list_executions(stateMachineArn=local_stack["state_machine_arn"])["executions"])
+    aws("sqs").send_message(QueueUrl=local_stack["queue_url"], MessageBody=json.dumps(
+        {"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-11-23T10:00:00.000Z",
+         "Bucket": local_stack["bucket"], "RequestId": "5582815E1AEA5ADF", "HostId": "8cLeGAmw098X5cv4Zkw"}))
+
+    # When the dispatcher has taken it
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not queue_drained(aws, local_stack["queue_url"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.25)
+
+    # Then no execution started and nothing went to the dead-letter queue
+    assert len(sfn.list_executions(stateMachineArn=local_stack["state_machine_arn"])["executions"]) == before
+    assert queue_drained(aws, local_stack["dlq_url"])
+
+
+def test_lesionflow_invoke_runs_a_handler_with_its_template_environment(aws, local_stack):
+    # Given the sample object the sample validate event describes
+    event = json.loads((ROOT / "events" / "validate.json").read_text())
+    upload(aws, local_stack, event["upload"]["key"], (ROOT / "samples" / "ham-size-dark.jpg").read_bytes())
+
+    # When the validate function is invoked with that event, as `sam local invoke -e` would
+    result = subprocess.run([sys.executable, "-m", "lesionflow_local.cli", "invoke", "validate", "--event",
+                             "events/validate.json", "--endpoint-url", local_stack["endpoint_url"]],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    # Then it printed the state with the image's facts
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["image"]["format"] == "JPEG"
