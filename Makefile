@@ -1,7 +1,11 @@
 # LesionFlow. `make demo` runs the pipeline offline; `make test` runs every check. Both set up what they need.
 SHELL := /bin/bash
-# Lambda runs Python 3.13: use it here too (pyenv's, when it is not on PATH).
-PYTHON ?= $(shell command -v python3.13 2>/dev/null || PYENV_VERSION=3.13.0 pyenv which python3.13 2>/dev/null || command -v python3)
+# Lambda runs Python 3.13: use it here too. pyenv's shim for python3.13 fails unless 3.13 is selected, so ask pyenv
+# for the real path first, then try a python3.13 that actually runs, and fall back to python3 (3.11+ works).
+ifndef PYTHON
+PYTHON := $(shell (PYENV_VERSION=$$(pyenv versions --bare 2>/dev/null | grep '^3\.13' | tail -1) pyenv which python3.13 \
+	|| python3.13 -c 'import sys; print(sys.executable)' || command -v python3) 2>/dev/null | head -1)
+endif
 VENV := .venv
 SAM_VENV := .tools/sam
 SAM := SAM_CLI_TELEMETRY=0 PATH="$(dir $(PYTHON)):$$PATH" $(SAM_VENV)/bin/sam
