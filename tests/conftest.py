@@ -47,8 +47,14 @@ def aws(moto_config):
 
 
 @pytest.fixture
-def stack(aws):
-    return provision()
+def stack_parameters() -> dict:
+    """Template parameter overrides for the stack (tests parametrize this to try other settings)."""
+    return {}
+
+
+@pytest.fixture
+def stack(aws, stack_parameters):
+    return provision(parameters=stack_parameters)
 
 
 @pytest.fixture
