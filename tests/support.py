@@ -10,6 +10,8 @@ from io import BytesIO
 from PIL import Image
 
 from lesionflow.contracts import HAM10000_LABELS
+from lesionflow.dispatch import execution_input
+from lesionflow.uploads import Upload
 
 
 def encode(image: Image.Image, fmt: str = "JPEG", **options) -> bytes:
@@ -57,9 +59,6 @@ def sqs_event(*bodies: str) -> dict:
 def upload_input(bucket: str, key: str, data: bytes, etag: str, version_id: str | None = None,
                  event_time: datetime | None = None) -> dict:
     """The execution input the dispatcher builds for one uploaded object."""
-    from lesionflow.dispatch import execution_input
-    from lesionflow.uploads import Upload
-
     upload = Upload(bucket=bucket, key=key, size=len(data), etag=etag, version_id=version_id,
                     event_time=event_time or datetime.now(UTC))
     return json.loads(execution_input(upload))

@@ -23,8 +23,8 @@ def pipeline_step(name: str):
     """Wrap a state machine task ``step(state, context) -> state`` as a Lambda handler.
 
     Parses the state document, tags logs with the upload's hashes (correlation id = upload id, which is also the
-    execution name), times the step (``<name>Latency``), counts the verdict it reaches, and returns the document
-    for the next state.
+    execution name), times the step (``<name>Latency``), counts the verdict it reaches or the error it raises
+    (``<name>Errors``; Step Functions then retries or records FAILED), and returns the document for the next state.
     """
 
     def decorate(step):
@@ -37,7 +37,12 @@ def pipeline_step(name: str):
             logger.set_correlation_id(state.upload.upload_id)
             logger.append_keys(object_hash=state.upload.object_hash)
             started = perf_counter()
-            after = step(state, context)
+            try:
+                after = step(state, context)
+            except Exception as error:
+                logger.warning("step failed", extra={"step": name, "error": type(error).__name__})
+                metrics.add_metric(name=f"{name}Errors", unit=MetricUnit.Count, value=1)
+                raise
             metrics.add_metric(name=f"{name}Latency", unit=MetricUnit.Milliseconds,
                                value=round((perf_counter() - started) * 1000, 1))
             if after.result is not None and state.result is None:

@@ -112,3 +112,16 @@ def test_logs_and_execution_names_never_contain_the_object_key(stack, dispatch, 
     [started] = executions(stack)
     assert "Jane" not in started["name"]
     assert "Jane" not in capsys.readouterr().out
+
+
+def test_a_malformed_notification_is_described_without_echoing_the_key_it_holds(stack, dispatch, capsys):
+    # Given a message that looks almost like a notification and carries a patient's name in its key
+    body = json.dumps({"Records": [{"eventName": "ObjectCreated:Put", "s3": {"object": {"key": "uploads/Jane Doe.jpg"}}}]})
+
+    # When it fails to dispatch (and so goes back to the queue)
+    with pytest.raises(BatchProcessingError) as failure:
+        dispatch.invoke(sqs_event(body))
+
+    # Then the error says what is missing, and neither it nor the logs repeat the key
+    assert "not an S3 notification" in str(failure.value)
+    assert "Jane" not in str(failure.value) and "Jane" not in capsys.readouterr().out
