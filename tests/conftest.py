@@ -2,6 +2,7 @@
 real handlers served on loopback as the Lambda API."""
 
 import os
+import sys
 
 # Before any handler module is imported: Powertools reads these when the logger, metrics and tracer are created.
 os.environ.update(
@@ -14,10 +15,24 @@ import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from lesionflow import clients  # noqa: E402
-from lesionflow.observability import metrics  # noqa: E402
+from lesionflow.observability import logger, metrics  # noqa: E402
 from lesionflow_local.lambdas import LambdaApi, serve  # noqa: E402
 from lesionflow_local.stack import provision  # noqa: E402
 from tests.support import ScriptedEndpoint  # noqa: E402
+
+
+class _CurrentStdout:
+    """Powertools binds its log handler to the stdout of import time; write to whatever stdout is now, as on Lambda,
+    so that capsys sees the handlers' logs."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+logger.registered_handler.stream = _CurrentStdout()
 
 
 def _clear_clients():

@@ -5,7 +5,6 @@ import os
 from datetime import datetime
 from urllib.parse import unquote_plus
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -13,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lesionflow import clients
 from lesionflow.dispatch import DispatchOutcome, start_pipeline
-from lesionflow.observability import logger, metrics, tracer
+from lesionflow.observability import count, lambda_entry, logger
 from lesionflow.uploads import Upload
 
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -97,19 +96,18 @@ def _describe(error: ValueError) -> str:
     return "not an S3 notification: the body is not JSON"
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics(capture_cold_start_metric=True)
-@tracer.capture_lambda_handler(capture_response=False)
+@lambda_entry
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     settings = Settings.model_validate(os.environ)
 
     def dispatch(record: SQSRecord) -> None:
-        metrics.add_metric(name="NotificationsReceived", unit=MetricUnit.Count, value=1)
+        count("MessagesReceived")
         for upload in uploads_in(record.body):
+            count("UploadsReceived")
             outcome = start_pipeline(clients.stepfunctions(), settings.state_machine_arn, settings.upload_prefix, upload)
             logger.info("upload dispatched", extra={"upload_id": upload.upload_id, "object_hash": upload.object_hash,
                                                     "outcome": outcome.value})
-            metrics.add_metric(name=_METRIC[outcome], unit=MetricUnit.Count, value=1)
+            count(_METRIC[outcome])
 
     return process_partial_response(event=event, record_handler=dispatch, processor=processor, context=context)
 

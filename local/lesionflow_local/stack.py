@@ -96,6 +96,8 @@ def _name_everything(template: dict, resolve: Resolver) -> None:
     """Physical names and ARNs for every resource the others refer to, as CloudFormation would invent them."""
     arn = f"{REGION}:{ACCOUNT}"
     resources = template["Resources"]
+    for logical_id in resources:  # what CloudFormation would generate; the types below are named more precisely
+        resolve.names[logical_id] = f"{STACK_NAME}-{logical_id}"
     bucket = resolve(resources["ImageBucket"]["Properties"]["BucketName"])
     resolve.names["ImageBucket"] = bucket
     resolve.attributes[("ImageBucket", "Arn")] = f"arn:aws:s3:::{bucket}"
@@ -103,12 +105,15 @@ def _name_everything(template: dict, resolve: Resolver) -> None:
         name = f"{STACK_NAME}-{logical_id}"
         resolve.names[logical_id] = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}"
         resolve.attributes[(logical_id, "Arn")] = f"arn:aws:sqs:{arn}:{name}"
+        resolve.attributes[(logical_id, "QueueName")] = name
     for logical_id in resources_of_type(template, "AWS::DynamoDB::Table"):
         resolve.names[logical_id] = f"{STACK_NAME}-{logical_id}"
         resolve.attributes[(logical_id, "Arn")] = f"arn:aws:dynamodb:{arn}:table/{STACK_NAME}-{logical_id}"
     for logical_id in resources_of_type(template, "AWS::Serverless::Function"):
         resolve.names[logical_id] = logical_id
         resolve.attributes[(logical_id, "Arn")] = f"arn:aws:lambda:{arn}:function:{logical_id}"
+    for logical_id in resources_of_type(template, "AWS::Logs::LogGroup"):
+        resolve.attributes[(logical_id, "Arn")] = f"arn:aws:logs:{arn}:log-group:{resolve.names[logical_id]}:*"
     for logical_id in resources_of_type(template, "AWS::Serverless::LayerVersion"):  # installed locally as a package
         resolve.names[logical_id] = f"arn:aws:lambda:{arn}:layer:{logical_id}:1"
     for logical_id in resources_of_type(template, "AWS::Serverless::StateMachine"):

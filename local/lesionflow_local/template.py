@@ -80,10 +80,32 @@ class Resolver:
         if function == "Fn::Split":
             separator, text = self(argument)
             return text.split(separator)
+        if function == "Fn::If":
+            condition, when_true, when_false = argument
+            return self(when_true if self.condition(condition) else when_false)
         if function == "Fn::Sub":
             text, local = (argument, {}) if isinstance(argument, str) else (argument[0], self(argument[1]))
             return re.sub(r"\$\{([^}]+)\}", lambda m: self._substitute(m.group(1), local), text)
         raise ValueError(f"the local stack does not resolve {function}")
+
+    def condition(self, name: str) -> bool:
+        """Evaluate one of the template's Conditions (Equals, Not, And, Or, and other Conditions)."""
+        return self._truth(self.template["Conditions"][name])
+
+    def _truth(self, expression) -> bool:
+        (function, argument), = expression.items()
+        if function == "Condition":
+            return self.condition(argument)
+        if function == "Fn::Equals":
+            left, right = self(argument)
+            return str(left) == str(right)
+        if function == "Fn::Not":
+            return not self._truth(argument[0])
+        if function == "Fn::And":
+            return all(self._truth(item) for item in argument)
+        if function == "Fn::Or":
+            return any(self._truth(item) for item in argument)
+        raise ValueError(f"the local stack does not evaluate the condition function {function}")
 
     def _substitute(self, name: str, local: dict) -> str:
         if name in local:

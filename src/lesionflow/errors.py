@@ -5,12 +5,31 @@ error name a Lambda raises, so renaming a class here means changing ``statemachi
 """
 
 
+from enum import StrEnum
+
+
+class RejectionClass(StrEnum):
+    """Why an input was rejected, in a few words fit for a metric dimension and a query."""
+
+    EMPTY = "empty"
+    TOO_LARGE = "too-large"
+    TOO_SMALL = "too-small"
+    FORMAT = "unsupported-format"
+    BOMB = "decompression-bomb"
+    DAMAGED = "damaged"
+    GONE = "gone-before-processing"
+
+
 class LesionFlowError(Exception):
     """Base class: an expected failure with a short, human-readable message (no object keys, no image bytes)."""
 
 
 class ImageRejected(LesionFlowError):
     """The input is not a usable image. Permanent: retrying cannot help, so it becomes a REJECTED record."""
+
+    def __init__(self, reason: str, rejection_class: RejectionClass):
+        super().__init__(reason)
+        self.rejection_class = rejection_class
 
 
 class EndpointThrottled(LesionFlowError):

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, Field
 
-from lesionflow.errors import ImageRejected
+from lesionflow.errors import ImageRejected, RejectionClass
 from lesionflow.state import ImageFacts
 
 # Leading bytes of each format we accept. Pillow can open many more (BMP, TIFF, ICO, ...): we trust only these.
@@ -34,9 +34,9 @@ class ImageLimits(BaseModel):
 def check_size(size: int, limits: ImageLimits) -> None:
     """Refuse from the announced size alone, before anything is downloaded."""
     if size == 0:
-        raise ImageRejected("the file is empty (0 bytes)")
+        raise ImageRejected("the file is empty (0 bytes)", RejectionClass.EMPTY)
     if size > limits.max_bytes:
-        raise ImageRejected(f"the file has {size} bytes, more than the limit of {limits.max_bytes}")
+        raise ImageRejected(f"the file has {size} bytes, more than the limit of {limits.max_bytes}", RejectionClass.TOO_LARGE)
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -50,7 +50,7 @@ def inspect(data: bytes, limits: ImageLimits, sha256: str) -> ImageFacts:
     image_format = sniff_format(data)
     if image_format is None or image_format not in limits.allowed_formats:
         allowed = " or ".join(sorted(limits.allowed_formats))
-        raise ImageRejected(f"not a supported image: the content is not {allowed}")
+        raise ImageRejected(f"not a supported image: the content is not {allowed}", RejectionClass.FORMAT)
     with _open(data, image_format) as image:
         width, height = image.size
         facts = ImageFacts(
@@ -63,9 +63,13 @@ def inspect(data: bytes, limits: ImageLimits, sha256: str) -> ImageFacts:
             sha256=sha256,
         )
     if width * height > limits.max_pixels:
-        raise ImageRejected(f"the image has {width}x{height} pixels, more than the limit of {limits.max_pixels}")
+        raise ImageRejected(
+            f"the image has {width}x{height} pixels, more than the limit of {limits.max_pixels}", RejectionClass.TOO_LARGE
+        )
     if min(width, height) < limits.min_side:
-        raise ImageRejected(f"the image is {width}x{height}, smaller than {limits.min_side} pixels on a side")
+        raise ImageRejected(
+            f"the image is {width}x{height}, smaller than {limits.min_side} pixels on a side", RejectionClass.TOO_SMALL
+        )
     return facts
 
 
@@ -76,7 +80,9 @@ def decode_rgb(data: bytes, image_format: str, size: tuple[int, int]) -> Image.I
         try:
             upright = ImageOps.exif_transpose(image)
         except (OSError, SyntaxError, ValueError) as error:
-            raise ImageRejected(f"the image data is damaged or truncated ({type(error).__name__})") from error
+            raise ImageRejected(
+                f"the image data is damaged or truncated ({type(error).__name__})", RejectionClass.DAMAGED
+            ) from error
         return to_rgb(upright)
 
 
@@ -101,6 +107,10 @@ def _open(data: bytes, image_format: str) -> Image.Image:
     try:
         return Image.open(BytesIO(data), formats=[image_format])
     except Image.DecompressionBombError as error:
-        raise ImageRejected("the image declares far more pixels than it could hold (decompression bomb)") from error
+        raise ImageRejected(
+            "the image declares far more pixels than it could hold (decompression bomb)", RejectionClass.BOMB
+        ) from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ImageRejected(f"the {image_format} header cannot be read ({type(error).__name__})") from error
+        raise ImageRejected(
+            f"the {image_format} header cannot be read ({type(error).__name__})", RejectionClass.DAMAGED
+        ) from error

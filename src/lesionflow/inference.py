@@ -70,8 +70,10 @@ def _translate(error: ClientError) -> Exception | None:
     return None
 
 
-def infer(state: PipelineState, s3, sagemaker, endpoint_name: str, contract: ModelContract) -> PipelineState:
-    """Return the state concluded with a SUCCEEDED record: top label, its confidence and every label's score."""
+def infer(state: PipelineState, s3, sagemaker, endpoint_name: str, contract: ModelContract,
+          low_confidence_threshold: float) -> PipelineState:
+    """Return the state concluded with a SUCCEEDED record: top label, its confidence and every label's score;
+    flagged ``low_confidence`` when the top score is under the threshold, so people can review it."""
     if state.artifact is None:
         raise ValueError("infer needs the reference of a preprocessed artifact")
     if state.artifact.contract != contract.name:
@@ -84,6 +86,7 @@ def infer(state: PipelineState, s3, sagemaker, endpoint_name: str, contract: Mod
         status="SUCCEEDED",
         label=label,
         confidence=scores[label],
+        low_confidence=scores[label] < low_confidence_threshold,
         scores=scores,
         prediction_uri=state.prediction_uri,
         endpoint_name=endpoint_name,

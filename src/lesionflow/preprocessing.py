@@ -31,7 +31,7 @@ def preprocess(state: PipelineState, s3, artifact_prefix: str, contract: ModelCo
         data = read_upload(s3, state.upload, state.image.size)
         body = model_input(data, state.image.format, contract)
     except ImageRejected as rejection:
-        return state.rejected(str(rejection))
+        return state.rejected(rejection)
     artifact = Artifact(
         bucket=state.upload.bucket,
         key=f"{artifact_prefix}{state.upload.upload_id}/{contract.name}.{contract.input.encoding}",

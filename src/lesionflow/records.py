@@ -30,7 +30,9 @@ class PredictionRecord(BaseModel):
     label: str | None = None
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     scores: dict[str, float] | None = None
+    low_confidence: bool | None = None
     reason: str | None = None
+    rejection_class: str | None = None
     prediction_uri: str | None = None
     # provenance: which bytes, which run, which model
     bucket: str

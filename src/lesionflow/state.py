@@ -6,6 +6,7 @@ verdict (a rejection, a prediction) sets ``result``, which the Persist states wr
 
 from pydantic import BaseModel, Field
 
+from lesionflow.errors import ImageRejected
 from lesionflow.records import PredictionRecord
 from lesionflow.uploads import Upload
 
@@ -66,8 +67,10 @@ class PipelineState(BaseModel):
     def concluded(self, record: PredictionRecord) -> "PipelineState":
         return self.model_copy(update={"result": Result.of(record)})
 
-    def rejected(self, reason: str) -> "PipelineState":
-        return self.concluded(self.record(status="REJECTED", reason=reason))
+    def rejected(self, rejection: ImageRejected) -> "PipelineState":
+        return self.concluded(
+            self.record(status="REJECTED", reason=str(rejection), rejection_class=rejection.rejection_class)
+        )
 
     def to_output(self) -> dict:
         return self.model_dump(mode="json", exclude_none=True)

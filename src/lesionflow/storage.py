@@ -2,7 +2,7 @@
 
 from botocore.exceptions import ClientError
 
-from lesionflow.errors import ArtifactMissing, ImageRejected
+from lesionflow.errors import ArtifactMissing, ImageRejected, RejectionClass
 from lesionflow.uploads import Upload
 
 _GONE = {"NoSuchKey", "NoSuchVersion", "404"}
@@ -20,13 +20,15 @@ def read_upload(s3, upload: Upload, max_bytes: int) -> bytes:
     except ClientError as error:
         code = error.response["Error"]["Code"]
         if code in _GONE:
-            raise ImageRejected("the uploaded object no longer exists (deleted before processing)") from error
+            raise ImageRejected(
+                "the uploaded object no longer exists (deleted before processing)", RejectionClass.GONE
+            ) from error
         if code in _CHANGED:
-            raise ImageRejected("the uploaded object was overwritten before processing") from error
+            raise ImageRejected("the uploaded object was overwritten before processing", RejectionClass.GONE) from error
         raise
     body = response["Body"].read(max_bytes + 1)
     if len(body) > max_bytes:
-        raise ImageRejected(f"the file is larger than the limit of {max_bytes} bytes")
+        raise ImageRejected(f"the file is larger than the limit of {max_bytes} bytes", RejectionClass.TOO_LARGE)
     return body
 
 

@@ -15,5 +15,5 @@ def validate(state: PipelineState, s3, limits: ImageLimits) -> PipelineState:
         data = read_upload(s3, state.upload, limits.max_bytes)
         facts = inspect(data, limits, sha256(data).hexdigest())
     except ImageRejected as rejection:
-        return state.rejected(str(rejection))
+        return state.rejected(rejection)
     return state.model_copy(update={"image": facts})
