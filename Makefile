@@ -10,7 +10,7 @@ VENV := .venv
 SAM_VENV := .tools/sam
 SAM := SAM_CLI_TELEMETRY=0 PATH="$(dir $(PYTHON)):$$PATH" $(SAM_VENV)/bin/sam
 
-.PHONY: demo setup test lint unit integration e2e build events samples local clean
+.PHONY: demo setup test lint unit integration e2e bench build events samples local clean
 
 # The README's first command: the whole pipeline offline on the sample images, results from the prediction log.
 demo: $(VENV)/.installed
@@ -48,6 +48,11 @@ integration: $(VENV)/.installed
 
 e2e: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest tests/e2e
+
+# Measurements (not tests): cold-start cost of the handlers' setup, peak memory of preprocessing large images.
+bench: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/cold_start.py
+	$(VENV)/bin/python benchmarks/preprocess_memory.py
 
 build: setup
 	$(SAM) build

@@ -4,10 +4,10 @@ real handlers served on loopback as the Lambda API."""
 import os
 import sys
 
-# Before any handler module is imported: Powertools reads these when the logger, metrics and tracer are created.
+# Before any handler module is imported: Powertools reads these when the logger and metrics are created.
 os.environ.update(
     AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_SESSION_TOKEN="testing",
-    AWS_DEFAULT_REGION="us-east-1", POWERTOOLS_TRACE_DISABLED="1", POWERTOOLS_METRICS_NAMESPACE="LesionFlow",
+    AWS_DEFAULT_REGION="us-east-1", POWERTOOLS_METRICS_NAMESPACE="LesionFlow",
     POWERTOOLS_SERVICE_NAME="lesionflow",
 )
 

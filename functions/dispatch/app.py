@@ -8,10 +8,11 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from lesionflow import clients
 from lesionflow.dispatch import DispatchOutcome, start_pipeline
+from lesionflow.errors import InvalidInput, parse
 from lesionflow.observability import count, lambda_entry, logger
 from lesionflow.uploads import Upload
 
@@ -60,19 +61,15 @@ class S3Notification(BaseModel):
     Records: list[NotificationRecord]
 
 
-class MalformedNotification(ValueError):
-    """A message that is not an S3 notification; redelivered, then dead-lettered."""
-
-
 def uploads_in(body: str) -> list[Upload]:
     """The uploads an S3 notification announces: none for S3's ``s3:TestEvent``; keys decoded from URL form."""
     try:
         message = json.loads(body)
-        if isinstance(message, dict) and message.get("Event") == "s3:TestEvent":
-            return []
-        notification = S3Notification.model_validate(message)
-    except ValueError as error:
-        raise MalformedNotification(_describe(error)) from None
+    except ValueError:
+        raise InvalidInput("not an S3 notification: the body is not JSON") from None
+    if isinstance(message, dict) and message.get("Event") == "s3:TestEvent":
+        return []
+    notification = parse(S3Notification, message, "not an S3 notification")
     return [
         Upload(
             bucket=record.s3.bucket.name,
@@ -88,17 +85,9 @@ def uploads_in(body: str) -> list[Upload]:
     ]
 
 
-def _describe(error: ValueError) -> str:
-    """Say what is wrong without echoing the message, which may contain an object key."""
-    if isinstance(error, ValidationError):
-        places = sorted({".".join(map(str, e["loc"])) for e in error.errors(include_input=False)})
-        return f"not an S3 notification: {error.error_count()} problem(s) at {', '.join(places)}"
-    return "not an S3 notification: the body is not JSON"
-
-
 @lambda_entry
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    settings = Settings.model_validate(os.environ)
+    settings = parse(Settings, os.environ, "DispatchFunction environment")
 
     def dispatch(record: SQSRecord) -> None:
         count("MessagesReceived")

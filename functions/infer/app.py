@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lesionflow import clients
 from lesionflow.contracts import load_contract
 from lesionflow.inference import infer
+from lesionflow.errors import parse
 from lesionflow.observability import pipeline_step
 from lesionflow.state import PipelineState
 
@@ -22,7 +23,7 @@ class Settings(BaseModel):
 
 @pipeline_step("Infer")
 def lambda_handler(state: PipelineState, context) -> PipelineState:
-    settings = Settings.model_validate(os.environ)
+    settings = parse(Settings, os.environ, "InferFunction environment")
     sagemaker = clients.sagemaker_runtime(settings.invoke_timeout_seconds)
     contract = load_contract(settings.model_contract)
     return infer(state, clients.s3(), sagemaker, settings.endpoint_name, contract, settings.low_confidence_threshold)

@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lesionflow import clients
 from lesionflow.contracts import load_contract
+from lesionflow.errors import parse
 from lesionflow.observability import pipeline_step
 from lesionflow.preprocessing import preprocess
 from lesionflow.state import PipelineState
@@ -20,5 +21,5 @@ class Settings(BaseModel):
 
 @pipeline_step("Preprocess")
 def lambda_handler(state: PipelineState, context) -> PipelineState:
-    settings = Settings.model_validate(os.environ)
+    settings = parse(Settings, os.environ, "PreprocessFunction environment")
     return preprocess(state, clients.s3(), settings.artifact_prefix, load_contract(settings.model_contract))

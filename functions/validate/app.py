@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lesionflow import clients
 from lesionflow.images import ImageLimits
+from lesionflow.errors import parse
 from lesionflow.observability import pipeline_step
 from lesionflow.state import PipelineState
 from lesionflow.validation import validate
@@ -21,7 +22,7 @@ class Settings(BaseModel):
 
 @pipeline_step("Validate")
 def lambda_handler(state: PipelineState, context) -> PipelineState:
-    settings = Settings.model_validate(os.environ)
+    settings = parse(Settings, os.environ, "ValidateFunction environment")
     limits = ImageLimits(
         max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels, min_side=settings.min_image_side
     )

@@ -26,10 +26,15 @@ class SqsEventSource:
     report_batch_item_failures: bool = True
 
     def run(self, stop: threading.Event) -> None:
+        """Poll until ``stop`` is set; an error of the queue itself is logged and retried, never fatal."""
         while not stop.is_set():
-            messages = self._gather(stop)
-            if messages:
-                self._deliver(messages)
+            try:
+                messages = self._gather(stop)
+                if messages:
+                    self._deliver(messages)
+            except Exception:  # noqa: BLE001 - like Lambda's poller, keep polling whatever happened
+                log.exception("polling the ingest queue failed; retrying in a second")
+                stop.wait(1)
 
     def _gather(self, stop: threading.Event) -> list[dict]:
         messages: list[dict] = []

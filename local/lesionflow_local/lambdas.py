@@ -79,9 +79,11 @@ class LocalFunction:
         return getattr(sys.modules[unique], function_name)
 
     def invoke(self, event):
-        """Call the handler with this function's environment and a fresh context; exceptions propagate."""
-        context = LambdaContext(self.logical_id, self.memory_mb, self.timeout_seconds, self.region, self.account)
+        """Call the handler with this function's environment and a fresh context; exceptions propagate.
+
+        The context reports the time left of the template's Timeout; nothing stops a handler that runs past it."""
         with _ENVIRONMENT_LOCK, _environment(self.environment | {"AWS_LAMBDA_FUNCTION_NAME": self.logical_id}):
+            context = LambdaContext(self.logical_id, self.memory_mb, self.timeout_seconds, self.region, self.account)
             return self.load()(event, context)
 
 

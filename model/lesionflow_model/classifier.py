@@ -49,7 +49,7 @@ class OnnxImageClassifier:
         try:
             with Image.open(BytesIO(image_bytes)) as image:
                 rgb = image.convert("RGB").resize((self.card.size, self.card.size), Image.Resampling.BILINEAR)
-        except (UnidentifiedImageError, OSError) as error:
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as error:
             raise UnreadableImage(f"cannot decode the request body as an image ({type(error).__name__})") from error
         scaled = np.asarray(rgb, dtype=np.float32) / 255.0
         normalised = (scaled - np.asarray(self.card.mean, np.float32)) / np.asarray(self.card.std, np.float32)

@@ -53,6 +53,8 @@ class ModelServer:
             answer = self.classifier.classify(request.get_data())
         except UnreadableImage as error:
             return _json(400, {"message": str(error)})
+        except Exception as error:  # noqa: BLE001 - a model failure is a 500 answer, never a dropped connection
+            return _json(500, {"message": f"the model failed ({type(error).__name__})"})
         response = _json(200, answer)
         response.headers["X-Amzn-SageMaker-Custom-Attributes"] = self.custom_attributes
         return response

@@ -21,5 +21,5 @@ def stepfunctions():
 @cache
 def sagemaker_runtime(read_timeout: int):
     """Few SDK retries: the state machine retries endpoint errors with backoff and jitter, visibly in its history."""
-    config = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=read_timeout)
+    config = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=read_timeout)
     return boto3.client("sagemaker-runtime", config=config)

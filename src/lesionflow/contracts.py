@@ -45,16 +45,19 @@ class ModelContract(BaseModel):
     response: ResponseSpec = ResponseSpec()
     labels: tuple[str, ...] = HAM10000_LABELS
     aliases: dict[str, str] = Field(default_factory=dict, description="model label (normalised) -> label code")
+    class_order: tuple[str, ...] | None = Field(
+        default=None, description="the label code of each class index, when the model answers LABEL_<index>")
 
     def label_code(self, model_label: str) -> str:
-        """Map a model's label (``mel``, ``Melanoma``, ``LABEL_4``) to one of this contract's codes."""
+        """Map a model's label (``mel``, ``Melanoma``; ``LABEL_4`` only if the contract says the class order)."""
         name = _normalise(model_label)
         if name in self.labels:
             return name
         if name in self.aliases:
             return self.aliases[name]
-        if name.startswith("label_") and name[6:].isdigit() and int(name[6:]) < len(self.labels):
-            return self.labels[int(name[6:])]
+        index = name.removeprefix("label_")
+        if self.class_order and name.startswith("label_") and index.isdigit() and int(index) < len(self.class_order):
+            return self.class_order[int(index)]
         raise ModelResponseInvalid(f"the model answered with a label this contract does not know: {model_label!r}")
 
     def read_scores(self, body: bytes) -> dict[str, float]:

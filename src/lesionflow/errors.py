@@ -6,6 +6,11 @@ error name a Lambda raises, so renaming a class here means changing ``statemachi
 
 
 from enum import StrEnum
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+Model = TypeVar("Model", bound=BaseModel)
 
 
 class RejectionClass(StrEnum):
@@ -54,3 +59,17 @@ class ModelResponseInvalid(LesionFlowError):
 
 class ArtifactMissing(LesionFlowError):
     """A preprocessed artifact the state machine referenced is gone (expired or deleted). Permanent."""
+
+
+class InvalidInput(LesionFlowError):
+    """An event, environment or message that does not have the expected shape. Its message names the fields at
+    fault, never their values: those may be object keys, or credentials from the environment."""
+
+
+def parse(model: type[Model], data, what: str) -> Model:
+    """``model.model_validate(data)``, failing with an InvalidInput that does not echo ``data``."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        places = sorted({".".join(map(str, problem["loc"])) for problem in error.errors(include_input=False)})
+        raise InvalidInput(f"{what}: {error.error_count()} problem(s) at {', '.join(places)}") from None

@@ -7,7 +7,7 @@ JPEG's DCT scaling (``Image.draft``) so a 4000x3000 photo never needs its full-s
 from io import BytesIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field
 
 from lesionflow.errors import ImageRejected, RejectionClass
@@ -74,23 +74,55 @@ def inspect(data: bytes, limits: ImageLimits, sha256: str) -> ImageFacts:
 
 
 def decode_rgb(data: bytes, image_format: str, size: tuple[int, int]) -> Image.Image:
-    """Decode the first frame upright and in 8-bit RGB, at no more resolution than ``size`` needs."""
+    """Decode the first frame upright and in 8-bit RGB, at no more resolution than ``size`` needs.
+
+    Memory stays near one full-size decode: JPEG decodes at a reduced DCT scale (``draft``), and every other image is
+    shrunk by an integer factor right after decoding, before orientation and alpha are dealt with.
+    """
     with _open(data, image_format) as image:
         image.draft("RGB", size)  # JPEG only: decode at the smallest DCT scale still at least ``size``
         try:
-            upright = ImageOps.exif_transpose(image)
+            image.load()
         except (OSError, SyntaxError, ValueError) as error:
             raise ImageRejected(
                 f"the image data is damaged or truncated ({type(error).__name__})", RejectionClass.DAMAGED
             ) from error
-        return to_rgb(upright)
+        orientation = image.getexif().get(ORIENTATION_TAG, 1)
+        small = _shrink(_to_8_bit(image), size)
+    upright = small.transpose(_UPRIGHT[orientation]) if orientation in _UPRIGHT else small
+    return _flatten(upright)
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to RGB without clipping 16-bit data or revealing pixels under transparency."""
-    if image.mode.startswith("I"):  # 16- or 32-bit grey: scale to 8 bits instead of clipping to white
-        image = _scale_to_8_bit(image)
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+ORIENTATION_TAG = 0x0112
+# EXIF orientation -> the transpose that makes the picture upright (as ImageOps.exif_transpose does)
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _to_8_bit(image: Image.Image) -> Image.Image:
+    """Modes the rest can work with: 16/32-bit grey scaled (not clipped to white); palette and single-colour
+    transparency turned into an alpha channel; bilevel into grey."""
+    if image.mode.startswith("I"):
+        return _scale_to_8_bit(image)
+    if image.mode == "P" or "transparency" in image.info:
+        return image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode == "1":
+        return image.convert("L")
+    return image
+
+
+def _shrink(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Box-average by the largest integer factor that keeps both sides at least ``size`` in any orientation."""
+    factor = min(image.size) // max(size)
+    return image.reduce(factor) if factor >= 2 else image
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """RGB, with any alpha composited onto the background so colour hidden under transparency never shows."""
+    if image.mode in ("RGBA", "LA", "PA"):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
         return Image.alpha_composite(background, rgba).convert("RGB")

@@ -1,42 +1,29 @@
-"""The Powertools logger and metrics, created once and shared by every handler, and the optional tracer.
+"""The Powertools logger and metrics, created once and shared by every handler.
 
 Service name, namespace and log level come from the ``POWERTOOLS_*`` variables the template sets in ``Globals``.
 Fields logged are hashes, counts and error class names only: object keys may name a patient.
 
-Tracing: Lambda and the state machine always send X-Ray segments (``Tracing: Active``), which costs nothing at
-start-up. Powertools' ``Tracer`` adds subsegments for every AWS call, but importing it (aws_xray_sdk) multiplies the
-cold-start initialisation of this module (see ``make bench``); it is created only when the template's
-``TraceAwsCalls`` parameter turns it on (``POWERTOOLS_TRACE_DISABLED=false``).
+Tracing is X-Ray's own (``Tracing: Active`` on every function and on the state machine), not Powertools' ``Tracer``:
+the Tracer's botocore patching records S3 request parameters, object keys included, in trace subsegments, and
+importing aws_xray_sdk multiplies this module's cold-start initialisation (``make bench`` measures it).
 """
 
-import os
 from functools import wraps
 from time import perf_counter
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from lesionflow.errors import parse
 from lesionflow.state import PipelineState
 
 logger = Logger()
 metrics = Metrics()
 
 
-def _traced():
-    """``tracer.capture_lambda_handler`` when AWS-call tracing is on; otherwise leave the handler as it is."""
-    if os.environ.get("POWERTOOLS_TRACE_DISABLED", "true").lower() in ("true", "1"):
-        return lambda handler: handler
-    from aws_lambda_powertools import Tracer
-
-    return Tracer().capture_lambda_handler(capture_response=False)
-
-
-traced = _traced()
-
-
 def lambda_entry(handler):
     """The decorators every handler gets, in Powertools' recommended order."""
-    return logger.inject_lambda_context(metrics.log_metrics(capture_cold_start_metric=True)(traced(handler)))
+    return logger.inject_lambda_context(metrics.log_metrics(capture_cold_start_metric=True)(handler))
 
 
 def count(name: str, dimension: tuple[str, str] | None = None) -> None:
@@ -60,7 +47,7 @@ def pipeline_step(name: str):
         @lambda_entry
         @wraps(step)
         def handler(event: dict, context) -> dict:
-            state = PipelineState.model_validate(event)
+            state = parse(PipelineState, event, f"{name} input is not the pipeline state document")
             logger.set_correlation_id(state.upload.upload_id)
             logger.append_keys(object_hash=state.upload.object_hash)
             started = perf_counter()

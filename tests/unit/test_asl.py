@@ -79,3 +79,16 @@ def test_persist_uses_direct_service_integrations_and_a_conditional_write():
     assert record["Parameters"]["ConditionExpression"] == "attribute_not_exists(image_key) OR #status = :failed"
     assert STATES["WritePredictionJson"]["Resource"] == "arn:aws:states:::aws-sdk:s3:putObject"
     assert STATES["WritePredictionJson"]["Parameters"]["Key.$"] == "$.prediction_key"
+
+
+def test_a_verdict_already_recorded_for_the_version_is_kept_and_the_run_succeeds():
+    [superseded, _] = STATES["RecordVerdict"]["Catch"]
+    assert superseded["ErrorEquals"] == ["DynamoDB.ConditionalCheckFailedException"]
+    assert STATES[superseded["Next"]]["Type"] == "Succeed"
+
+
+@pytest.mark.parametrize("task", ["RecordVerdict", "WritePredictionJson"])
+def test_a_verdict_that_cannot_be_written_fails_the_execution_visibly(task):
+    [last] = STATES[task]["Catch"][-1:]
+    assert last["ErrorEquals"] == ["States.ALL"]
+    assert STATES[last["Next"]] == {"Type": "Fail", "Error": "PersistFailed", "Cause": STATES[last["Next"]]["Cause"]}

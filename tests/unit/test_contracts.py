@@ -20,14 +20,18 @@ def test_the_seed_vits_label_names_map_to_ham10000_codes():
     assert [CONTRACT.label_code(name) for name in names] == list(HAM10000_LABELS)
 
 
-def test_generic_label_ids_map_by_position_and_codes_map_to_themselves():
-    assert CONTRACT.label_code("LABEL_4") == "mel"
+def test_codes_map_to_themselves_whatever_their_case():
     assert CONTRACT.label_code("NV") == "nv"
 
 
-def test_an_unknown_label_is_an_invalid_response():
+def test_generic_label_ids_are_refused_unless_the_contract_states_the_class_order():
+    # A guessed order would silently mislabel every prediction of a model trained with another one
     with pytest.raises(ModelResponseInvalid, match="does not know"):
-        CONTRACT.label_code("LABEL_9")
+        CONTRACT.label_code("LABEL_4")
+    ordered = CONTRACT.model_copy(update={"class_order": ("nv", "mel", "bkl", "bcc", "akiec", "vasc", "df")})
+    assert ordered.label_code("LABEL_1") == "mel"
+    with pytest.raises(ModelResponseInvalid):
+        ordered.label_code("LABEL_9")
 
 
 def test_scores_cover_every_code_and_labels_the_model_left_out_score_zero():

@@ -133,26 +133,32 @@ def test_a_grayscale_image_becomes_three_equal_channels():
     assert centre(decode_rgb(grey, "PNG", (64, 64))) == (100, 100, 100)
 
 
-def test_a_16_bit_png_is_scaled_not_clipped_to_white():
+SIDES = pytest.mark.parametrize("side", [64, 900], ids=["as-is", "shrunk-first"])
+
+
+@SIDES
+def test_a_16_bit_png_is_scaled_not_clipped_to_white(side):
     # Given a 16-bit grey PNG at about a quarter of full scale
-    sixteen = Image.fromarray(np.full((64, 64), 16384, dtype=np.uint16))
+    sixteen = Image.fromarray(np.full((side, side), 16384, dtype=np.uint16))
     data = encode(sixteen, "PNG")
 
     # Then it decodes to a dark-ish grey, not white
     assert close(centre(decode_rgb(data, "PNG", (64, 64))), (63, 63, 63), tolerance=2)
 
 
-def test_transparent_pixels_are_composited_so_their_hidden_colour_never_shows():
+@SIDES
+def test_transparent_pixels_are_composited_so_their_hidden_colour_never_shows(side):
     # Given an RGBA image whose fully transparent pixels hide pure green
-    image = Image.new("RGBA", (64, 64), (0, 255, 0, 0))
+    image = Image.new("RGBA", (side, side), (0, 255, 0, 0))
     data = encode(image, "PNG")
 
     # Then they become the white background
     assert centre(decode_rgb(data, "PNG", (64, 64))) == (255, 255, 255)
 
 
-def test_a_palette_image_with_a_transparent_index_is_composited():
-    palette = Image.new("P", (64, 64), 1)
+@SIDES
+def test_a_palette_image_with_a_transparent_index_is_composited(side):
+    palette = Image.new("P", (side, side), 1)
     palette.putpalette([0, 0, 0, 0, 255, 0] + [0] * 762)  # index 1 is green
     data = encode(palette, "PNG", transparency=1)
     assert centre(decode_rgb(data, "PNG", (64, 64))) == (255, 255, 255)
@@ -173,6 +179,24 @@ def test_exif_orientation_is_applied_before_resizing():
     assert upright.size == (40, 80)
     assert close(upright.getpixel((20, 5)), (255, 0, 0), tolerance=40)
     assert close(upright.getpixel((20, 75)), (0, 0, 255), tolerance=40)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_exif_orientation_survives_shrinking_a_large_image(fmt):
+    # Given a large landscape image (red left, blue right) tagged "rotate 90 degrees clockwise to view"
+    image = Image.new("RGB", (1800, 900), (255, 0, 0))
+    image.paste((0, 0, 255), (900, 0, 1800, 900))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encode(image, fmt, exif=exif.tobytes())
+
+    # When it is decoded for a 224x224 model
+    upright = decode_rgb(data, fmt, (224, 224))
+
+    # Then it was shrunk before anything else and is portrait with red on top
+    assert upright.width < upright.height <= 900
+    assert close(upright.getpixel((upright.width // 2, 10)), (255, 0, 0), tolerance=40)
+    assert close(upright.getpixel((upright.width // 2, upright.height - 10)), (0, 0, 255), tolerance=40)
 
 
 def test_a_progressive_jpeg_is_decoded():

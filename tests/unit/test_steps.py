@@ -6,7 +6,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from lesionflow import errors
+from lesionflow import clients, errors
 from tests.support import hf_answer, jpeg, upload_input
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -53,7 +53,7 @@ def test_validate_rejects_an_oversized_upload_from_the_event_without_downloading
     # Given an upload the notification says is over the byte limit, and an S3 that would fail any download
     state = state_for(stack, "uploads/big.jpg", jpeg(64, 64), size=30_000_000)
     monkeypatch.setitem(stack.functions["ValidateFunction"].environment, "MAX_IMAGE_BYTES", "20000000")
-    monkeypatch.setattr(boto3.client("s3").__class__, "get_object", lambda *a, **k: pytest.fail("downloaded"))
+    monkeypatch.setattr(clients.s3(), "get_object", lambda *a, **k: pytest.fail("downloaded"))
 
     # Then it is rejected from the announced size alone
     result = stack.functions["ValidateFunction"].invoke(state)
@@ -108,3 +108,20 @@ def test_infer_returns_the_top_label_with_its_confidence(stack, endpoint, artifa
     record = stack.functions["InferFunction"].invoke(artifact_state)["result"]["record"]
     assert (record["label"], record["confidence"]) == ("vasc", 0.6)
     assert record["preprocessing_version"] == "1" and record["input_format"] == "JPEG"
+
+
+def test_a_misconfigured_function_names_the_variable_without_echoing_the_environment(stack, monkeypatch):
+    # Given a malformed setting, and a secret elsewhere in the environment
+    monkeypatch.setitem(stack.functions["ValidateFunction"].environment, "MAX_IMAGE_BYTES", "lots")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "SECRET-TOKEN-VALUE")
+
+    # Then the error says which variable, and repeats no value
+    with pytest.raises(errors.InvalidInput, match="MAX_IMAGE_BYTES") as failure:
+        stack.functions["ValidateFunction"].invoke(state_for(stack, "uploads/x.jpg", jpeg(64, 64)))
+    assert "SECRET" not in str(failure.value) and "lots" not in str(failure.value)
+
+
+def test_a_malformed_state_document_is_refused_without_echoing_the_key(stack):
+    with pytest.raises(errors.InvalidInput, match="upload.size") as failure:
+        stack.functions["ValidateFunction"].invoke({"upload": {"bucket": "b", "key": "uploads/Jane Doe.jpg"}})
+    assert "Jane" not in str(failure.value)

@@ -59,11 +59,25 @@ def test_the_bucket_is_private_encrypted_versioned_and_tls_only():
     assert (deny["Effect"], deny["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
 
 
-def test_preprocessed_artifacts_expire_quickly():
+def test_preprocessed_artifacts_expire_quickly_bytes_included():
     rules = RESOURCES["ImageBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
     [artifacts] = [rule for rule in rules if rule.get("Prefix") == prefix("Artifacts")]
     assert artifacts["ExpirationInDays"] == {"Ref": "ArtifactExpirationDays"}
     assert TEMPLATE["Parameters"]["ArtifactExpirationDays"]["Default"] <= 7
+    # the bucket is versioned: expiry leaves a noncurrent version unless that expires too
+    assert artifacts["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
+    assert any(rule.get("ExpiredObjectDeleteMarker") for rule in rules)
+
+
+@pytest.mark.parametrize(("function", "readable"), [("ValidateFunction", "Uploads"), ("PreprocessFunction", "Uploads"),
+                                                    ("InferFunction", "Artifacts")])
+def test_functions_that_read_objects_may_list_their_prefix_so_a_missing_object_is_a_404(function, readable):
+    # Without s3:ListBucket, S3 answers 403 for a missing key and "deleted before processing" would become FAILED
+    statements = RESOURCES[function]["Properties"]["Policies"][0]["Statement"]
+    [listing] = [s for s in statements if s["Action"] == "s3:ListBucket"]
+    assert listing["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ImageBucket}"}
+    [allowed] = listing["Condition"]["StringLike"]["s3:prefix"]
+    assert allowed == {"Fn::Sub": ["${Prefix}*", {"Prefix": prefix(readable)}]}
 
 
 def test_failed_messages_go_to_a_dead_letter_queue_after_five_receives_and_stay_fourteen_days():
