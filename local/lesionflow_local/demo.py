@@ -1,7 +1,9 @@
 """``make demo``: the sample images through a fresh local stack, results read back from the prediction log."""
 
 import json
+import statistics
 import sys
+import textwrap
 import time
 from contextlib import redirect_stdout
 from datetime import datetime
@@ -78,8 +80,29 @@ def report(records: dict[str, dict], keys: list[str], details: dict) -> str:
               f"  {succeeded[0]['prediction_uri']}" if succeeded else "  (no prediction succeeded)",
               "", f"Model: {', '.join(names) or 'none'} on local endpoint {details['endpoint_name']}."]
     lines += [f"NOTE: {text}." for text in disclaimers]
-    lines += [f"Handler logs and metrics of this run: {LOG.relative_to(ROOT)}"]
+    lines += ["", "Metrics of this run (EMF, as CloudWatch would receive them):"]
+    lines += textwrap.wrap(metrics_summary(LOG), width=116, initial_indent="  ", subsequent_indent="  ")
+    lines += [f"Handler logs and metrics: {LOG.relative_to(ROOT)}"]
     return "\n".join(lines)
+
+
+def metrics_summary(log: Path) -> str:
+    """Sum every EMF metric the handlers printed, by name and dimension value (latencies as a median)."""
+    totals: dict[str, list[float]] = {}
+    for line in log.read_text().splitlines():
+        if not line.startswith('{"_aws"'):
+            continue
+        document = json.loads(line)
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            dimensions = [name for group in directive["Dimensions"] for name in group
+                          if name not in ("service", "function_name")]
+            for metric in directive["Metrics"]:
+                label = metric["Name"] + "".join(f"[{document[name]}]" for name in dimensions)
+                values = document[metric["Name"]]
+                totals.setdefault(label, []).extend(values if isinstance(values, list) else [values])
+    parts = [f"{label} {statistics.median(values):.0f} ms" if label.endswith("Latency")
+             else f"{label} {sum(values):g}" for label, values in sorted(totals.items())]
+    return " | ".join(parts) or "(none)"
 
 
 def _latency(record: dict) -> str:
