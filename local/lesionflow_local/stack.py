@@ -54,7 +54,10 @@ def resolver(template: dict, parameters: dict[str, str]) -> Resolver:
 def stack_names(parameters: dict[str, str] | None = None, template: dict | None = None) -> StackNames:
     """The local stack's names, read from the template, without creating anything."""
     template = template or load()
-    resolve = resolver(template, parameters or {})
+    return _names(template, resolver(template, parameters or {}))
+
+
+def _names(template: dict, resolve: Resolver) -> StackNames:
     layout = template["Mappings"]["Layout"]["Prefix"]
     machine = resolve.attributes[("PipelineStateMachine", "Name")]
     return StackNames(
@@ -88,8 +91,7 @@ def provision(parameters: dict[str, str] | None = None, template: dict | None = 
         name=resolve.attributes[("PipelineStateMachine", "Name")], definition=definition, type=machine["Type"],
         roleArn=f"arn:aws:iam::{ACCOUNT}:role/{STACK_NAME}-PipelineStateMachineRole",
     )
-    names = stack_names(parameters, template)
-    return LocalStack(**vars(names), functions=functions_from_template(template, resolve))
+    return LocalStack(**vars(_names(template, resolve)), functions=functions_from_template(template, resolve))
 
 
 def _name_everything(template: dict, resolve: Resolver) -> None:
