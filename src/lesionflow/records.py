@@ -11,7 +11,7 @@ from enum import StrEnum
 from boto3.dynamodb.types import TypeSerializer
 from pydantic import BaseModel, Field
 
-from lesionflow.uploads import Upload
+from lesionflow.uploads import Upload, iso_utc
 
 _serializer = TypeSerializer()
 
@@ -77,7 +77,7 @@ class PredictionRecord(BaseModel):
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_utc(datetime.now(UTC))
 
 
 def _decimals(value):

@@ -11,6 +11,11 @@ from hashlib import sha256
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 
+def iso_utc(moment: datetime) -> str:
+    """ISO-8601 UTC with milliseconds and a Z, as Step Functions writes times: such strings sort as text."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _digest(*parts: str) -> str:
     return sha256("\n".join(parts).encode()).hexdigest()
 
@@ -47,7 +52,7 @@ class Upload(BaseModel):
     @cached_property
     def uploaded_at(self) -> str:
         """ISO-8601 UTC with milliseconds, so that it sorts as text."""
-        return self.event_time.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return iso_utc(self.event_time)
 
     @computed_field
     @cached_property
