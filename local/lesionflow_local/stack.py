@@ -76,9 +76,10 @@ def provision(parameters: dict[str, str] | None = None, template: dict | None = 
     template = template or load()
     resolve = resolver(template, parameters or {})
     resources = template["Resources"]
-    sqs, s3, dynamodb, sfn = (boto3.client(service, region_name=REGION, endpoint_url=endpoint_url)
-                              for service in ("sqs", "s3", "dynamodb", "stepfunctions"))
+    kms, sqs, s3, dynamodb, sfn = (boto3.client(service, region_name=REGION, endpoint_url=endpoint_url)
+                                   for service in ("kms", "sqs", "s3", "dynamodb", "stepfunctions"))
 
+    _create_key(kms, resolve, resources["DataKey"]["Properties"])
     for logical_id in ("DeadLetterQueue", "IngestQueue"):
         _create_queue(sqs, logical_id, resolve(resources[logical_id]["Properties"]), resolve)
     _create_bucket(s3, resolve(resources["ImageBucket"]["Properties"]))
@@ -114,6 +115,9 @@ def _name_everything(template: dict, resolve: Resolver) -> None:
     for logical_id in resources_of_type(template, "AWS::Serverless::Function"):
         resolve.names[logical_id] = logical_id
         resolve.attributes[(logical_id, "Arn")] = f"arn:aws:lambda:{arn}:function:{logical_id}"
+    for logical_id in resources_of_type(template, "AWS::KMS::Key"):  # provision() replaces these with the real key
+        resolve.names[logical_id] = f"{STACK_NAME}-{logical_id}"
+        resolve.attributes[(logical_id, "Arn")] = f"arn:aws:kms:{arn}:key/{STACK_NAME}-{logical_id}"
     for logical_id in resources_of_type(template, "AWS::Logs::LogGroup"):
         resolve.attributes[(logical_id, "Arn")] = f"arn:aws:logs:{arn}:log-group:{resolve.names[logical_id]}:*"
     for logical_id in resources_of_type(template, "AWS::Serverless::LayerVersion"):  # installed locally as a package
@@ -124,10 +128,20 @@ def _name_everything(template: dict, resolve: Resolver) -> None:
         resolve.attributes[(logical_id, "Name")] = name
 
 
+def _create_key(kms, resolve: Resolver, properties: dict) -> None:
+    """The data key, created for real so that every resource encrypted with it names an existing key."""
+    key = kms.create_key(Description=properties["Description"], Policy=json.dumps(resolve(properties["KeyPolicy"])))
+    if properties.get("EnableKeyRotation"):
+        kms.enable_key_rotation(KeyId=key["KeyMetadata"]["KeyId"])
+    resolve.names["DataKey"] = key["KeyMetadata"]["KeyId"]
+    resolve.attributes[("DataKey", "Arn")] = key["KeyMetadata"]["Arn"]
+
+
+_QUEUE_ATTRIBUTES = ("VisibilityTimeout", "MessageRetentionPeriod", "KmsMasterKeyId", "KmsDataKeyReusePeriodSeconds")
+
+
 def _create_queue(sqs, logical_id: str, properties: dict, resolve: Resolver) -> None:
-    attributes = {
-        name: str(properties[name]) for name in ("VisibilityTimeout", "MessageRetentionPeriod") if name in properties
-    }
+    attributes = {name: str(properties[name]) for name in _QUEUE_ATTRIBUTES if name in properties}
     if "RedrivePolicy" in properties:
         attributes["RedrivePolicy"] = json.dumps(properties["RedrivePolicy"])
     for policy in resources_of_type(resolve.template, "AWS::SQS::QueuePolicy").values():
@@ -146,7 +160,8 @@ def _create_bucket(s3, properties: dict) -> None:
     s3.put_bucket_encryption(
         Bucket=bucket,
         ServerSideEncryptionConfiguration={"Rules": [
-            {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"]}
+            {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
+             "BucketKeyEnabled": rule.get("BucketKeyEnabled", False)}
             for rule in properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
         ]},
     )
@@ -168,4 +183,8 @@ def _create_table(dynamodb, name: str, properties: dict) -> None:
         AttributeDefinitions=properties["AttributeDefinitions"],
         KeySchema=properties["KeySchema"],
         GlobalSecondaryIndexes=properties["GlobalSecondaryIndexes"],
+        SSESpecification={"Enabled": properties["SSESpecification"]["SSEEnabled"],
+                          "SSEType": properties["SSESpecification"]["SSEType"],
+                          "KMSMasterKeyId": properties["SSESpecification"]["KMSMasterKeyId"]},
+        DeletionProtectionEnabled=properties["DeletionProtectionEnabled"],
     )

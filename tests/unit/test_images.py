@@ -230,3 +230,21 @@ def test_the_model_input_is_a_224_jpeg_as_the_contract_says():
     body = model_input(jpeg(640, 480), "JPEG", CONTRACT)
     with Image.open(BytesIO(body)) as image:
         assert (image.format, image.size, image.mode) == ("JPEG", (224, 224), "RGB")
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_the_model_input_carries_no_exif_or_text_from_the_upload(fmt):
+    # Given an upload whose metadata names a patient and a place
+    exif = Image.Exif()
+    exif[0x013B] = "Jane Patient"  # Artist
+    exif[0x010E] = "lesion left shoulder, clinic 7"  # ImageDescription
+    data = encode(Image.new("RGB", (300, 300), (180, 120, 100)), fmt, exif=exif.tobytes())
+    assert b"Jane Patient" in data
+
+    # When it is turned into the model input
+    body = model_input(data, fmt, CONTRACT)
+
+    # Then none of that metadata is in the artifact sent to the model
+    with Image.open(BytesIO(body)) as image:
+        assert not image.getexif() and "exif" not in image.info
+    assert b"Jane Patient" not in body and b"clinic 7" not in body

@@ -55,8 +55,10 @@ def test_the_bucket_is_private_encrypted_versioned_and_tls_only():
     assert all(bucket["PublicAccessBlockConfiguration"].values())
     assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
-    [deny] = RESOURCES["ImageBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    assert (deny["Effect"], deny["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
+    statements = RESOURCES["ImageBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    [deny] = [s for s in statements if s["Sid"] == "DenyInsecureTransport"]
+    assert (deny["Effect"], deny["Action"], deny["Condition"]) == (
+        "Deny", "s3:*", {"Bool": {"aws:SecureTransport": "false"}})
 
 
 def test_preprocessed_artifacts_expire_quickly_bytes_included():
@@ -92,7 +94,9 @@ def test_the_queue_visibility_timeout_is_at_least_six_times_the_dispatchers_time
 
 
 def test_only_this_bucket_in_this_account_may_send_to_the_queue():
-    [statement] = RESOURCES["IngestQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    statements = RESOURCES["IngestQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    [statement] = [s for s in statements if s["Effect"] == "Allow"]
+    assert statement["Resource"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
     assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
     assert statement["Action"] == "sqs:SendMessage"
     assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
