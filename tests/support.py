@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
 
+import boto3
 from PIL import Image
 
 from lesionflow.contracts import HAM10000_LABELS
@@ -62,6 +63,16 @@ def upload_input(bucket: str, key: str, data: bytes, etag: str, version_id: str 
     upload = Upload(bucket=bucket, key=key, size=len(data), etag=etag, version_id=version_id,
                     event_time=event_time or datetime.now(UTC))
     return json.loads(execution_input(upload))
+
+
+def state_for(stack, key: str, data: bytes, **changes) -> dict:
+    """The state document the Validate task receives for ``data`` uploaded at ``key`` (inside ``mock_aws``)."""
+    response = boto3.client("s3").put_object(Bucket=stack.bucket, Key=key, Body=data)
+    state = upload_input(stack.bucket, key, data, etag=response["ETag"].strip('"'),
+                         version_id=response.get("VersionId"))
+    state["upload"] |= changes
+    return state | {"execution_arn": "arn:aws:states:us-east-1:123456789012:execution:sm:run",
+                    "prediction_key": "predictions/run.json"}
 
 
 def hf_answer(**scores: float) -> bytes:

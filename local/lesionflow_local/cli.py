@@ -9,7 +9,9 @@ from pathlib import Path
 
 import boto3
 
+from lesionflow_local.fault_plan import FaultRunSettings
 from lesionflow_local.template import ROOT, load, resources_of_type
+from lesionflow_model.faults import FaultInjector, FaultKind
 
 STATE_FILE = ROOT / ".lesionflow" / "local.json"
 
@@ -23,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--port", type=int, default=4747, help="loopback port (0 picks a free one; default 4747)")
     up.add_argument("--json", action="store_true", help="print the connection details as one line of JSON")
     up.add_argument("--model", type=Path, help="an ONNX image classifier to serve instead of the untrained demo model")
+    up.add_argument("--endpoint-faults", type=FaultInjector.parse, metavar="SPEC", default=None,
+                    help="make the model endpoint misbehave, e.g. rate=0.2,kinds=throttle+timeout,delay=2,seed=1 "
+                         f"(kinds: {'+'.join(FaultKind)}; default all)")
 
     invoke = commands.add_parser("invoke", help="run one function's handler against the local stack")
     invoke.add_argument("function", help="logical id (ValidateFunction) or short name (validate)")
@@ -33,9 +38,25 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--model", type=Path, help="an ONNX image classifier instead of the untrained demo model")
     demo.add_argument("--timeout", type=float, default=120, help="seconds to wait for every record")
 
+    faults = commands.add_parser("fault-run", help="hundreds of uploads while faults are injected, then an audit "
+                                                  "(exits 1 unless 0 lost and 0 duplicated)")
+    defaults = FaultRunSettings()
+    faults.add_argument("--uploads", type=int, default=defaults.uploads, help="how many keys to upload")
+    faults.add_argument("--endpoint-fault-rate", type=float, default=defaults.endpoint_fault_rate,
+                        help="share of endpoint requests answered with a fault (every kind)")
+    faults.add_argument("--duplicate-rate", type=float, default=defaults.duplicate_rate,
+                        help="share of queue messages delivered twice")
+    faults.add_argument("--crash-rate", type=float, default=defaults.crash_rate,
+                        help="share of dispatcher batches that die halfway")
+    faults.add_argument("--seed", type=int, default=defaults.seed)
+    faults.add_argument("--timeout", type=float, default=defaults.timeout_seconds, help="seconds to wait for records")
+    faults.add_argument("--json", action="store_true", help="print the audit as one line of JSON")
+
     args = parser.parse_args(argv)
     if args.command == "local":
-        return local_up(args.port, args.json, args.model)
+        return local_up(args.port, args.json, args.model, args.endpoint_faults)
+    if args.command == "fault-run":
+        return fault_run(args)
     if args.command == "invoke":
         return invoke_function(args.function, args.event, args.endpoint_url)
     from lesionflow_local.demo import run_demo
@@ -43,7 +64,18 @@ def main(argv: list[str] | None = None) -> int:
     return run_demo(args.model, args.timeout)
 
 
-def local_up(port: int, as_json: bool, model: Path | None) -> int:
+def fault_run(args: argparse.Namespace) -> int:
+    from lesionflow_local.fault_run import LOG, print_report, run_fault_injection
+
+    report = run_fault_injection(FaultRunSettings(
+        uploads=args.uploads, endpoint_fault_rate=args.endpoint_fault_rate, duplicate_rate=args.duplicate_rate,
+        crash_rate=args.crash_rate, seed=args.seed, timeout_seconds=args.timeout))
+    print_report(report, args.json)
+    print(f"Handler logs and metrics: {LOG.relative_to(ROOT)}", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
+def local_up(port: int, as_json: bool, model: Path | None, endpoint_faults: FaultInjector | None) -> int:
     from lesionflow_local.server import LocalStackServer
 
     out = sys.stdout
@@ -51,7 +83,7 @@ def local_up(port: int, as_json: bool, model: Path | None) -> int:
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())
-    with LocalStackServer(port=port, model_path=model) as server:
+    with LocalStackServer(port=port, model_path=model, endpoint_faults=endpoint_faults) as server:
         details = server.details()
         STATE_FILE.parent.mkdir(exist_ok=True)
         STATE_FILE.write_text(json.dumps(details, indent=2))

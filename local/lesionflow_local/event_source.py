@@ -3,16 +3,51 @@
 As in AWS: up to ``BatchSize`` messages gathered for at most ``MaximumBatchingWindowInSeconds``; messages the
 function reports in ``batchItemFailures`` (or all of them, if it raises) stay in the queue and come back after the
 visibility timeout; SQS itself moves a message to the dead-letter queue after ``maxReceiveCount`` receives.
+
+``DeliveryFaults`` add what SQS and Lambda do on a bad day, for the fault-injection run: a message delivered twice
+(standard queues deliver at least once) and a dispatcher that dies halfway through a batch.
 """
 
 import logging
+import random
 import threading
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 from lesionflow_local.lambdas import LocalFunction
 
 log = logging.getLogger("lesionflow.local")
+
+
+@dataclass
+class DeliveryFaults:
+    duplicate_rate: float = 0.0  # share of messages SQS delivers a second time (as a second, identical message)
+    crash_rate: float = 0.0  # share of batches whose dispatcher dies after handling the first half
+    seed: int = 0
+    injected: Counter = field(default_factory=Counter)
+
+    def __post_init__(self):
+        self._random = random.Random(self.seed)
+        self._duplicated: set[str] = set()
+
+    def duplicate(self, message: dict) -> bool:
+        """Whether to deliver this message again; never the same body twice, so each duplicate is one extra copy."""
+        if message["Body"] in self._duplicated or self._random.random() >= self.duplicate_rate:
+            return False
+        self._duplicated.add(message["Body"])
+        self.injected["duplicate_deliveries"] += 1
+        return True
+
+    def crash(self, batch_size: int) -> bool:
+        if batch_size < 2 or self._random.random() >= self.crash_rate:
+            return False
+        self.injected["dispatcher_crashes"] += 1
+        return True
+
+
+class DispatcherCrashed(RuntimeError):
+    """Injected: the dispatcher died after handling part of its batch."""
 
 
 @dataclass
@@ -24,6 +59,7 @@ class SqsEventSource:
     batch_size: int = 10
     window_seconds: float = 0.0
     report_batch_item_failures: bool = True
+    faults: DeliveryFaults = field(default_factory=DeliveryFaults)
 
     def run(self, stop: threading.Event) -> None:
         """Poll until ``stop`` is set; an error of the queue itself is logged and retried, never fatal."""
@@ -45,13 +81,16 @@ class SqsEventSource:
                 WaitTimeSeconds=1 if not messages else 0, AttributeNames=["All"], MessageAttributeNames=["All"],
             ).get("Messages", [])
             messages += received
+            for message in received:
+                if self.faults.duplicate(message):
+                    self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=message["Body"])
             if not received and (messages or time.monotonic() >= deadline):
                 break
         return messages
 
     def _deliver(self, messages: list[dict]) -> None:
         try:
-            response = self.function.invoke({"Records": [self._record(message) for message in messages]})
+            response = self._invoke([self._record(message) for message in messages])
         except Exception:  # noqa: BLE001 - as in Lambda: the whole batch returns to the queue
             log.exception("the dispatcher failed a whole batch of %d; SQS will redeliver it", len(messages))
             return
@@ -63,6 +102,12 @@ class SqsEventSource:
             self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
                 {"Id": str(index), "ReceiptHandle": m["ReceiptHandle"]} for index, m in enumerate(done[start:start + 10])
             ])
+
+    def _invoke(self, records: list[dict]):
+        if self.faults.crash(len(records)):
+            self.function.invoke({"Records": records[: len(records) // 2]})
+            raise DispatcherCrashed("injected: the dispatcher died halfway through its batch")
+        return self.function.invoke({"Records": records})
 
     def _record(self, message: dict) -> dict:
         """One message in the shape Lambda's SQS event uses."""

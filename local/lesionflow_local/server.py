@@ -16,12 +16,13 @@ from moto.core.config import default_user_config
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
-from lesionflow_local.event_source import SqsEventSource
+from lesionflow_local.event_source import DeliveryFaults, SqsEventSource
 from lesionflow_local.lambdas import LambdaApi
 from lesionflow_local.stack import LocalStack, provision
 from lesionflow_local.template import ROOT, function_properties, load
 from lesionflow_model.classifier import OnnxImageClassifier
 from lesionflow_model.demo_model import MODEL_NAME, write
+from lesionflow_model.faults import FaultInjector
 from lesionflow_model.server import ModelServer
 
 DEFAULT_MODEL = ROOT / ".lesionflow" / "models" / f"{MODEL_NAME}.onnx"
@@ -45,11 +46,15 @@ class _Front:
 
 
 class LocalStackServer:
-    def __init__(self, port: int = 0, model_path: Path | None = None, parameters: dict[str, str] | None = None):
+    def __init__(self, port: int = 0, model_path: Path | None = None, parameters: dict[str, str] | None = None,
+                 endpoint_faults: FaultInjector | None = None, delivery_faults: DeliveryFaults | None = None,
+                 overrides: dict[str, dict] | None = None):
         self.model_path = Path(model_path) if model_path else default_model()
         self.parameters = {"EndpointName": LOCAL_ENDPOINT_NAME} | (parameters or {})
+        self.overrides = overrides or {}
+        self.delivery_faults = delivery_faults or DeliveryFaults()
         self.lambdas = LambdaApi({})
-        self.model = ModelServer(OnnxImageClassifier(self.model_path))
+        self.model = ModelServer(OnnxImageClassifier(self.model_path), faults=endpoint_faults)
         app = _Front(DomainDispatcherApplication(create_backend_app), self.lambdas, self.model)
         self.httpd = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
         self.stop_polling = threading.Event()
@@ -67,7 +72,7 @@ class LocalStackServer:
         # The handlers run in this process: their AWS calls go to this server too.
         os.environ.update(CREDENTIALS | {"AWS_ENDPOINT_URL": self.endpoint_url})
         threading.Thread(target=self.httpd.serve_forever, name="lesionflow-local", daemon=True).start()
-        self.stack = provision(self.parameters, endpoint_url=self.endpoint_url)
+        self.stack = provision(self.parameters, endpoint_url=self.endpoint_url, overrides=self.overrides)
         self.lambdas.functions.update(self.stack.functions)
         threading.Thread(target=self._event_source().run, args=(self.stop_polling,), daemon=True).start()
         return self
@@ -93,8 +98,7 @@ class LocalStackServer:
 
     def _event_source(self) -> SqsEventSource:
         """The dispatcher's SQS event source mapping, configured as the template's ``Events`` declare it."""
-        template = load()
-        [event] = function_properties(template, "DispatchFunction")["Events"].values()
+        [event] = function_properties(load(), "DispatchFunction")["Events"].values()
         settings = event["Properties"]
         return SqsEventSource(
             sqs=boto3.client("sqs", endpoint_url=self.endpoint_url, region_name=self.stack.region),
@@ -102,6 +106,7 @@ class LocalStackServer:
             function=self.stack.functions["DispatchFunction"], batch_size=int(settings.get("BatchSize", 10)),
             window_seconds=float(settings.get("MaximumBatchingWindowInSeconds", 0)),
             report_batch_item_failures="ReportBatchItemFailures" in settings.get("FunctionResponseTypes", []),
+            faults=self.delivery_faults,
         )
 
 

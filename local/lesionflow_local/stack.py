@@ -71,9 +71,12 @@ def _names(template: dict, resolve: Resolver) -> StackNames:
 
 
 def provision(parameters: dict[str, str] | None = None, template: dict | None = None,
-              endpoint_url: str | None = None) -> LocalStack:
-    """Create every resource in moto: in-process under ``mock_aws``, or on a moto server at ``endpoint_url``."""
-    template = template or load()
+              endpoint_url: str | None = None, overrides: dict[str, dict] | None = None) -> LocalStack:
+    """Create every resource in moto: in-process under ``mock_aws``, or on a moto server at ``endpoint_url``.
+
+    ``overrides`` replace properties of resources (``{"IngestQueue": {"VisibilityTimeout": 3}}``): a fault run uses
+    it to see redeliveries in seconds instead of the template's minutes. Everything else is the template's."""
+    template = with_overrides(template or load(), overrides or {})
     resolve = resolver(template, parameters or {})
     resources = template["Resources"]
     kms, sqs, s3, dynamodb, sfn = (boto3.client(service, region_name=REGION, endpoint_url=endpoint_url)
@@ -93,6 +96,14 @@ def provision(parameters: dict[str, str] | None = None, template: dict | None = 
         roleArn=f"arn:aws:iam::{ACCOUNT}:role/{STACK_NAME}-PipelineStateMachineRole",
     )
     return LocalStack(**vars(_names(template, resolve)), functions=functions_from_template(template, resolve))
+
+
+def with_overrides(template: dict, overrides: dict[str, dict]) -> dict:
+    if not overrides:
+        return template
+    resources = {name: resource | {"Properties": resource.get("Properties", {}) | overrides.get(name, {})}
+                 for name, resource in template["Resources"].items()}
+    return template | {"Resources": resources}
 
 
 def _name_everything(template: dict, resolve: Resolver) -> None:

@@ -4,25 +4,32 @@
 - Runtime API (what ``sagemaker-runtime InvokeEndpoint`` calls): ``POST /endpoints/{name}/invocations``, with
   SageMaker's error shapes (a container failure becomes ``ModelError`` with the original status).
 
+A ``FaultInjector`` can make the runtime API answer a share of requests as a troubled endpoint would (throttling,
+5xx, model not ready, timeouts, malformed answers), for tests and the fault-injection run.
+
 Every answer carries ``X-Amzn-SageMaker-Custom-Attributes`` naming the model (and its disclaimer, if it has one), so
 each prediction record can say which model produced it.
 """
 
 import json
 import re
+import time
 
 from werkzeug.wrappers import Request, Response
 
 from lesionflow_model.classifier import OnnxImageClassifier, UnreadableImage
+from lesionflow_model.faults import FaultInjector
 
 ACCEPTED_TYPES = {"image/jpeg", "image/png", "application/x-image"}
 RUNTIME_PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations$")
 
 
 class ModelServer:
-    def __init__(self, classifier: OnnxImageClassifier, variant: str = "AllTraffic"):
+    def __init__(self, classifier: OnnxImageClassifier, variant: str = "AllTraffic",
+                 faults: FaultInjector | None = None):
         self.classifier = classifier
         self.variant = variant
+        self.faults = faults or FaultInjector()
 
     @property
     def custom_attributes(self) -> str:
@@ -60,7 +67,15 @@ class ModelServer:
         return response
 
     def _runtime(self, request: Request) -> Response:
-        """The runtime API around the container, as SageMaker wraps it."""
+        """The runtime API around the container, as SageMaker wraps it (or an injected fault instead)."""
+        fault = self.faults.draw()
+        if fault and fault.delay_seconds:
+            time.sleep(fault.delay_seconds)  # the client has given up by now; answer as if nothing happened
+        elif fault:
+            response = Response(fault.body, status=fault.status, mimetype="application/json")
+            if fault.error_type:
+                response.headers["x-amzn-ErrorType"] = fault.error_type
+            return response
         inner = self._container(request)
         if inner.status_code != 200:
             body = json.loads(inner.get_data()) | {"OriginalStatusCode": inner.status_code}

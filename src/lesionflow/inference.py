@@ -59,10 +59,10 @@ def _translate(error: ClientError) -> Exception | None:
     """The transient or permanent pipeline error for a SageMaker failure; None for anything unexpected."""
     code = error.response["Error"]["Code"]
     status = error.response.get("OriginalStatusCode") or error.response["ResponseMetadata"].get("HTTPStatusCode", 0)
+    if code == "ModelNotReadyException":  # also a 429: look at the code first
+        return ModelNotReady("the endpoint's model is not ready yet")
     if code in _THROTTLED or status == 429:
         return EndpointThrottled("the endpoint is throttling requests")
-    if code == "ModelNotReadyException":
-        return ModelNotReady("the endpoint's model is not ready yet")
     if code in _UNAVAILABLE or status >= 500:
         return EndpointUnavailable(f"the endpoint failed ({code}, status {status})")
     if code == "ModelError":

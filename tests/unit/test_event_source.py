@@ -6,7 +6,7 @@ import threading
 import boto3
 import pytest
 
-from lesionflow_local.event_source import SqsEventSource
+from lesionflow_local.event_source import DeliveryFaults, SqsEventSource
 
 
 class Recorder:
@@ -84,3 +84,37 @@ def test_a_crashed_invocation_returns_the_whole_batch_to_the_queue(queues):
     assert len(source.function.batches) >= 2 and all(batch == ["a"] for batch in source.function.batches)
     attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
     assert int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"]) == 1
+
+
+def test_an_injected_duplicate_delivery_sends_each_message_exactly_once_more(queues):
+    # Given SQS told to deliver every message twice
+    sqs, queue, _ = queues
+    for body in ("a", "b"):
+        sqs.send_message(QueueUrl=queue, MessageBody=body)
+    faults = DeliveryFaults(duplicate_rate=1.0)
+    source = SqsEventSource(sqs, queue, "arn:aws:sqs:us-east-1:123456789012:ingest", Recorder(), faults=faults)
+
+    # When the event source drains the queue
+    drain(source, 2.5)
+
+    # Then each body reached the function exactly twice, and both duplicates were counted
+    delivered = sorted(body for batch in source.function.batches for body in batch)
+    assert delivered == ["a", "a", "b", "b"] and faults.injected["duplicate_deliveries"] == 2
+    assert count(sqs, queue) == 0
+
+
+def test_an_injected_crash_handles_half_the_batch_then_returns_all_of_it_to_the_queue(queues):
+    # Given a dispatcher that dies halfway through every batch of two or more
+    sqs, queue, _ = queues
+    sqs.send_message_batch(QueueUrl=queue, Entries=[{"Id": str(i), "MessageBody": f"m{i}"} for i in range(4)])
+    faults = DeliveryFaults(crash_rate=1.0)
+    source = SqsEventSource(sqs, queue, "arn:aws:sqs:us-east-1:123456789012:ingest", Recorder(), faults=faults,
+                            batch_size=4, window_seconds=0.5)
+
+    # When it polls once
+    drain(source, 0.9)
+
+    # Then the function saw only the first half, and nothing was deleted
+    assert source.function.batches[0] == ["m0", "m1"] and faults.injected["dispatcher_crashes"] >= 1
+    attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
+    assert int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"]) == 4

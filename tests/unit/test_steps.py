@@ -7,19 +7,9 @@ import boto3
 import pytest
 
 from lesionflow import clients, errors
-from tests.support import hf_answer, jpeg, upload_input
+from tests.support import hf_answer, jpeg, state_for
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
-
-
-def state_for(stack, key: str, data: bytes, **changes) -> dict:
-    """The state document the Validate task receives for ``data`` uploaded at ``key``."""
-    response = boto3.client("s3").put_object(Bucket=stack.bucket, Key=key, Body=data)
-    state = upload_input(stack.bucket, key, data, etag=response["ETag"].strip('"'),
-                         version_id=response.get("VersionId"))
-    state["upload"] |= changes
-    return state | {"execution_arn": "arn:aws:states:us-east-1:123456789012:execution:sm:run",
-                    "prediction_key": "predictions/run.json"}
 
 
 def test_validate_reads_exactly_the_notified_version_even_after_an_overwrite(stack):
@@ -79,7 +69,7 @@ def artifact_state(stack):
 
 @pytest.mark.parametrize(("status", "error_type", "body", "raised"), [
     (429, "ThrottlingException", b'{"message": "Rate exceeded"}', errors.EndpointThrottled),
-    (400, "ModelNotReadyException", b'{"message": "not ready"}', errors.ModelNotReady),
+    (429, "ModelNotReadyException", b'{"message": "not ready"}', errors.ModelNotReady),
     (503, "ServiceUnavailable", b'{"message": "down"}', errors.EndpointUnavailable),
     (424, "ModelError", b'{"message": "boom", "OriginalStatusCode": 500}', errors.EndpointUnavailable),
     (424, "ModelError", b'{"message": "bad", "OriginalStatusCode": 400}', errors.ModelRequestRejected),

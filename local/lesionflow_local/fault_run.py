@@ -1,0 +1,269 @@
+"""The fault-injection run: hundreds of uploads through the local stack while things go wrong, then an audit.
+
+Valid, awkward and invalid images are uploaded (some keys twice, some with the same bytes), unparseable messages are
+put on the ingest queue, SQS delivers some messages twice, the dispatcher dies halfway through some batches, and the
+model endpoint throttles, fails, times out and answers nonsense at the configured rate. The audit then reads the
+prediction log (by its status index, never a Scan), the prediction JSON, the executions and the dead-letter queue,
+and counts what a user must never see: lost uploads, duplicated records, wrong verdicts.
+"""
+
+import json
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import redirect_stdout
+from dataclasses import asdict, dataclass, field
+
+import boto3
+from boto3.dynamodb.conditions import Key
+
+from lesionflow_local.event_source import DeliveryFaults
+from lesionflow_local.fault_plan import INPUTS, FaultInput, FaultRunSettings
+from lesionflow_local.server import LocalStackServer
+from lesionflow_local.template import ROOT
+from lesionflow_model.faults import PERMANENT, FaultInjector
+
+LOG = ROOT / ".lesionflow" / "fault-run.log"
+PREFIX = "fault-run/"
+# Redeliveries within seconds instead of the template's 180 s visibility timeout: only the clock changes.
+FAST_REDELIVERY = {"IngestQueue": {"VisibilityTimeout": 5}}
+# The client gives up after 1 s; an injected timeout answers after 1.5 s.
+ENDPOINT_TIMEOUT = {"InvokeTimeoutSeconds": "1"}
+
+
+@dataclass
+class FaultRunReport:
+    uploads: int
+    upload_versions: int
+    records: dict[str, int]
+    lost: int
+    duplicated: int
+    wrong_verdicts: list[str]
+    injected: dict[str, int]
+    failed_by_permanent_fault: int
+    failed_by_exhausted_retries: int
+    poison_messages_in_dlq: int
+    other_messages_in_dlq: int
+    prediction_json_missing: int
+    executions_running: int
+    latest_record_not_newest: int
+    rejected_as_overwritten: int
+    seconds: float
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def lines(self) -> list[str]:
+        injected = ", ".join(f"{kind} {count}" for kind, count in sorted(self.injected.items())) or "none"
+        records = ", ".join(f"{status} {count}" for status, count in sorted(self.records.items()))
+        return [
+            f"Fault-injection run: {self.uploads} uploads ({self.upload_versions} upload versions) in {self.seconds:.0f} s",
+            f"  injected: {injected}",
+            f"  records: {records}",
+            f"  FAILED by a permanent endpoint fault: {self.failed_by_permanent_fault}; after exhausted retries: "
+            f"{self.failed_by_exhausted_retries}",
+            f"  REJECTED because a newer version replaced the object before it was read: {self.rejected_as_overwritten}",
+            f"  poison messages in the dead-letter queue: {self.poison_messages_in_dlq}; other dead letters: "
+            f"{self.other_messages_in_dlq}",
+            f"  lost: {self.lost}",
+            f"  duplicated: {self.duplicated}",
+            f"  wrong verdicts: {len(self.wrong_verdicts)} {self.wrong_verdicts[:3]}; prediction JSON missing: {self.prediction_json_missing}; "
+            f"executions still running: {self.executions_running}; latest record not the newest upload: "
+            f"{self.latest_record_not_newest}",
+            "RESULT: " + ("every upload ended in exactly one terminal record" if self.ok
+                          else "PROBLEMS: " + "; ".join(self.problems)),
+        ]
+
+
+@dataclass
+class _Upload:
+    key: str
+    versions: list[FaultInput]
+    etags: list[str] = field(default_factory=list)
+
+
+def run_fault_injection(settings: FaultRunSettings) -> FaultRunReport:
+    endpoint_faults = FaultInjector(rate=settings.endpoint_fault_rate, delay_seconds=1.5, seed=settings.seed)
+    delivery_faults = DeliveryFaults(settings.duplicate_rate, settings.crash_rate, seed=settings.seed)
+    started = time.monotonic()
+    LOG.parent.mkdir(exist_ok=True)
+    with LOG.open("w") as log, redirect_stdout(log), LocalStackServer(
+            parameters=ENDPOINT_TIMEOUT, endpoint_faults=endpoint_faults, delivery_faults=delivery_faults,
+            overrides=FAST_REDELIVERY) as server:
+        aws = _Clients(server)
+        uploads = _plan(settings, aws.details["upload_prefix"])
+        _upload_all(aws, uploads)
+        poison = _send_poison(aws, settings.poison_messages)
+        records = _wait(aws, uploads, poison, settings.timeout_seconds)
+        report = _audit(aws, uploads, records, poison, endpoint_faults.injected | delivery_faults.injected)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+class _Clients:
+    def __init__(self, server: LocalStackServer):
+        self.details = server.details()
+        self.s3, self.sqs, self.sfn = (boto3.client(name, endpoint_url=server.endpoint_url, region_name="us-east-1")
+                                       for name in ("s3", "sqs", "stepfunctions"))
+        self.table = boto3.resource("dynamodb", endpoint_url=server.endpoint_url,
+                                    region_name="us-east-1").Table(self.details["table"])
+
+
+def _plan(settings: FaultRunSettings, upload_prefix: str) -> list[_Upload]:
+    """Upload i gets input i (cycling); every 1/reupload_share-th key is uploaded again, alternately with the same
+    bytes and with another valid image."""
+    valid = [item for item in INPUTS if item.expected == "SUCCEEDED"]
+    every = max(1, round(1 / settings.reupload_share)) if settings.reupload_share else 0
+    plan = []
+    for index in range(settings.uploads):
+        first = INPUTS[index % len(INPUTS)]
+        key = f"{upload_prefix}{PREFIX}{index:05d}-{first.name}"
+        versions = [first]
+        if every and index % every == 0:
+            versions.append(first if (index // every) % 2 else valid[index % len(valid)])
+        plan.append(_Upload(key, versions))
+    return plan
+
+
+def _upload_all(aws: _Clients, uploads: list[_Upload]) -> None:
+    """First versions in parallel, then the second versions, so that a second version is always the newer one."""
+    bucket = aws.details["bucket"]
+
+    def put(upload: _Upload, version: int) -> None:
+        body = upload.versions[version].body
+        upload.etags.append(aws.s3.put_object(Bucket=bucket, Key=upload.key, Body=body)["ETag"].strip('"'))
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda upload: put(upload, 0), uploads))
+    time.sleep(0.01)  # S3 event times have millisecond resolution
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda upload: put(upload, 1), [u for u in uploads if len(u.versions) > 1]))
+
+
+def _send_poison(aws: _Clients, count: int) -> set[str]:
+    bodies = {f"poison message {index}: {{not json" for index in range(count)}
+    for body in bodies:
+        aws.sqs.send_message(QueueUrl=aws.details["queue_url"], MessageBody=body)
+    return bodies
+
+
+def _records_by_key(aws: _Clients) -> dict[str, list[dict]]:
+    """Every record, read through the by-status index (three Queries, paginated)."""
+    found: dict[str, list[dict]] = {}
+    for status in ("SUCCEEDED", "REJECTED", "FAILED"):
+        query = {"IndexName": "by-status", "KeyConditionExpression": Key("status").eq(status)}
+        while True:
+            page = aws.table.query(**query)
+            for item in page["Items"]:
+                found.setdefault(item["image_key"], []).append(item)
+            if "LastEvaluatedKey" not in page:
+                break
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return found
+
+
+def _dead_letters(aws: _Clients) -> list[str]:
+    attributes = aws.sqs.get_queue_attributes(QueueUrl=aws.details["dlq_url"], AttributeNames=["All"])["Attributes"]
+    bodies = []
+    for _ in range(int(attributes["ApproximateNumberOfMessages"]) // 10 + 2):
+        messages = aws.sqs.receive_message(QueueUrl=aws.details["dlq_url"], MaxNumberOfMessages=10,
+                                           VisibilityTimeout=600).get("Messages", [])
+        bodies += [message["Body"] for message in messages]
+    return bodies
+
+
+def _wait(aws: _Clients, uploads: list[_Upload], poison: set[str], timeout: float) -> dict[str, list[dict]]:
+    """Until every upload version has a record and the poison is in the dead-letter queue (or time is up)."""
+    expected = sum(len(upload.versions) for upload in uploads)
+    deadline = time.monotonic() + timeout
+    while True:
+        records = _records_by_key(aws)
+        dlq = int(aws.sqs.get_queue_attributes(QueueUrl=aws.details["dlq_url"], AttributeNames=[
+            "ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"])
+        if sum(map(len, records.values())) >= expected and dlq >= len(poison) or time.monotonic() > deadline:
+            time.sleep(3)  # let any late duplicate show itself
+            return _records_by_key(aws)
+        time.sleep(3)
+
+
+def _audit(aws: _Clients, uploads: list[_Upload], records: dict[str, list[dict]], poison: set[str],
+           injected: Counter) -> FaultRunReport:
+    lost = duplicated = json_missing = not_newest = overwritten = 0
+    wrong: list[str] = []
+    statuses: Counter = Counter()
+    for upload in uploads:
+        found = records.get(upload.key, [])
+        lost += max(0, len(upload.versions) - len(found))
+        duplicated += max(0, len(found) - len(upload.versions))
+        for record in found:
+            statuses[record["status"]] += 1
+            json_missing += not _prediction_json_exists(aws, record)
+            overwritten += _overwritten(record, upload.versions)
+        wrong += [f"{upload.key}: {record['status']}" for record in found
+                  if not _plausible(record, upload.versions)]
+        if len(upload.versions) > 1 and upload.versions[0].body != upload.versions[1].body and found:
+            latest = aws.table.query(KeyConditionExpression=Key("image_key").eq(upload.key),
+                                     ScanIndexForward=False, Limit=1)["Items"][0]
+            not_newest += latest.get("etag") != upload.etags[-1]
+    dead = _dead_letters(aws)
+    failed_reasons = [r["reason"] for found in records.values() for r in found if r["status"] == "FAILED"]
+    permanent_failures = sum("ModelResponseInvalid" in reason for reason in failed_reasons)
+    running = _running_executions(aws)
+    report = FaultRunReport(
+        uploads=len(uploads), upload_versions=sum(len(u.versions) for u in uploads), records=dict(statuses),
+        lost=lost, duplicated=duplicated, wrong_verdicts=wrong, injected=dict(injected),
+        failed_by_permanent_fault=permanent_failures,
+        failed_by_exhausted_retries=len(failed_reasons) - permanent_failures,
+        poison_messages_in_dlq=len(poison & set(dead)), other_messages_in_dlq=len(set(dead) - poison),
+        prediction_json_missing=json_missing, executions_running=running, latest_record_not_newest=not_newest,
+        rejected_as_overwritten=overwritten, seconds=0.0,
+    )
+    permanent_injected = sum(count for kind, count in injected.items() if kind in PERMANENT)
+    checks = {
+        "uploads lost": lost, "records duplicated": duplicated, "wrong verdicts": len(wrong),
+        "prediction JSON missing": json_missing, "executions still running": running,
+        "latest record is not the newest upload": not_newest,
+        "poison messages not in the dead-letter queue": len(poison) - report.poison_messages_in_dlq,
+        "notifications in the dead-letter queue": report.other_messages_in_dlq,
+        "FAILED records without a permanent fault to explain them": abs(permanent_failures - permanent_injected),
+    }
+    report.problems = [f"{name}: {count}" for name, count in checks.items() if count]
+    return report
+
+
+def _overwritten(record: dict, versions: list[FaultInput]) -> bool:
+    """Rejected because a newer version replaced it before it was read: without a version id in the notification
+    (the local S3 sends none; real S3 does) the ETag pin detects the overwrite and the record says so."""
+    return (record["status"] == "REJECTED" and record.get("rejection_class") == "gone-before-processing"
+            and len({version.body for version in versions}) > 1)
+
+
+def _plausible(record: dict, versions: list[FaultInput]) -> bool:
+    """A REJECTED verdict for invalid input; SUCCEEDED or (endpoint faults) FAILED for a valid image."""
+    expected = {version.expected for version in versions}
+    if record["status"] == "FAILED":
+        return "SUCCEEDED" in expected
+    if _overwritten(record, versions):
+        return True
+    return record["status"] in expected and (record["status"] != "REJECTED" or bool(record.get("reason")))
+
+
+def _prediction_json_exists(aws: _Clients, record: dict) -> bool:
+    bucket, key = record.get("prediction_uri", f"s3://{record['bucket']}/predictions/"
+                                                f"{record['upload_id']}.json").removeprefix("s3://").split("/", 1)
+    try:
+        return json.loads(aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read())["status"] == record["status"]
+    except aws.s3.exceptions.NoSuchKey:
+        return False
+
+
+def _running_executions(aws: _Clients) -> int:
+    pages = aws.sfn.get_paginator("list_executions").paginate(
+        stateMachineArn=aws.details["state_machine_arn"], statusFilter="RUNNING")
+    return sum(len(page["executions"]) for page in pages)
+
+
+def print_report(report: FaultRunReport, as_json: bool) -> None:
+    print(json.dumps(asdict(report) | {"ok": report.ok}) if as_json else "\n".join(report.lines()))
