@@ -9,8 +9,9 @@ endif
 VENV := .venv
 SAM_VENV := .tools/sam
 SAM := SAM_CLI_TELEMETRY=0 PATH="$(dir $(PYTHON)):$$PATH" $(SAM_VENV)/bin/sam
+SCAN_VENV := .tools/scan
 
-.PHONY: demo setup test lint unit integration e2e bench build events samples local clean
+.PHONY: demo setup test lint scan unit integration e2e fault-run bench build events samples local clean
 
 # The README's first command: the whole pipeline offline on the sample images, results from the prediction log.
 demo: $(VENV)/.installed
@@ -34,11 +35,28 @@ $(SAM_VENV)/.installed:
 	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==1.170.0
 	touch $@
 
-test: lint $(VENV)/.installed
+test: lint scan $(VENV)/.installed
 	$(VENV)/bin/python -m pytest
 
 lint: setup
 	$(SAM) validate --lint --region us-east-1
+
+# Security scanners on template.yaml, the CloudFormation SAM makes of it and the state machine (scripts/scan.py).
+scan: $(SCAN_VENV)/.installed node_modules/.installed
+	$(SCAN_VENV)/bin/python scripts/scan.py
+
+# checkov pins many libraries of its own: the scanners live in a virtual environment of their own.
+$(SCAN_VENV)/.installed: requirements-scan.txt
+	$(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/pip install --quiet --upgrade pip
+	$(SCAN_VENV)/bin/pip install --quiet -r requirements-scan.txt
+	touch $@
+
+# cfn-guard (with the AWS Control Tower rules) and asl-validator, as pinned in package-lock.json; not their peer
+# dependency aws-cdk-lib (160 MB): the scan uses only the cfn-guard binary and the rule files.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --omit=peer
+	touch $@
 
 unit: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest tests/unit
@@ -48,6 +66,11 @@ integration: $(VENV)/.installed
 
 e2e: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest tests/e2e
+
+# A bigger fault-injection run than the one in the tests: 2,000 uploads while the endpoint, SQS and the dispatcher
+# misbehave; prints what was injected and exits 1 unless 0 uploads were lost and 0 duplicated.
+fault-run: $(VENV)/.installed
+	$(VENV)/bin/lesionflow fault-run --uploads 2000 --timeout 3600
 
 # Measurements (not tests): cold-start cost of the handlers' setup, peak memory of preprocessing large images.
 bench: $(VENV)/.installed
@@ -64,4 +87,4 @@ events: $(VENV)/.installed
 	$(VENV)/bin/python scripts/make_events.py
 
 clean:
-	rm -rf $(VENV) .tools .aws-sam .lesionflow
+	rm -rf $(VENV) .tools .aws-sam .lesionflow node_modules

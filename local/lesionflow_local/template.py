@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 
 
-class _CfnLoader(yaml.SafeLoader):
+class CfnLoader(yaml.SafeLoader):
     """YAML with CloudFormation's short tags (``!Ref X`` -> ``{"Ref": "X"}``, ``!Sub`` -> ``{"Fn::Sub": ...}``)."""
 
 
@@ -32,12 +32,12 @@ def _tag(loader: yaml.Loader, suffix: str, node: yaml.Node):
     return {name: value}
 
 
-_CfnLoader.add_multi_constructor("!", _tag)
+CfnLoader.add_multi_constructor("!", _tag)
 
 
 @cache
 def load(path: Path = TEMPLATE) -> dict:
-    return yaml.load(path.read_text(), Loader=_CfnLoader)
+    return yaml.load(path.read_text(), Loader=CfnLoader)
 
 
 @dataclass
