@@ -13,8 +13,8 @@ from lesionflow.contracts import load_contract
 from lesionflow.dispatch import execution_input
 from lesionflow.images import ImageLimits, inspect
 from lesionflow.preprocessing import PREPROCESSING_VERSION, model_input
-from lesionflow.uploads import Upload
-from lesionflow_local.stack import stack_names
+from lesionflow.uploads import ObjectVersion
+from lesionflow_local.stack import LOCAL_HASH_KEY, stack_names
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "ham-size-dark.jpg"
@@ -27,7 +27,8 @@ def main() -> None:
     names = stack_names()
     data = SAMPLE.read_bytes()
     etag = md5(data).hexdigest()
-    upload = Upload(bucket=names.bucket, key=KEY, size=len(data), etag=etag, sequencer=SEQUENCER, event_time=WHEN)
+    upload = ObjectVersion(bucket=names.bucket, key=KEY, size=len(data), etag=etag, sequencer=SEQUENCER,
+                           event_time=WHEN).identified(LOCAL_HASH_KEY.encode())
     notification = {"Records": [{
         "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": names.region,
         "eventTime": "2026-11-23T10:00:00.000Z", "eventName": "ObjectCreated:Put",

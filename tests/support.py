@@ -12,7 +12,8 @@ from PIL import Image
 
 from lesionflow.contracts import HAM10000_LABELS
 from lesionflow.dispatch import execution_input
-from lesionflow.uploads import Upload
+from lesionflow.uploads import ObjectVersion
+from lesionflow_local.stack import LOCAL_HASH_KEY
 
 
 def encode(image: Image.Image, fmt: str = "JPEG", **options) -> bytes:
@@ -60,9 +61,9 @@ def sqs_event(*bodies: str) -> dict:
 def upload_input(bucket: str, key: str, data: bytes, etag: str, version_id: str | None = None,
                  event_time: datetime | None = None) -> dict:
     """The execution input the dispatcher builds for one uploaded object."""
-    upload = Upload(bucket=bucket, key=key, size=len(data), etag=etag, version_id=version_id,
-                    event_time=event_time or datetime.now(UTC))
-    return json.loads(execution_input(upload))
+    upload = ObjectVersion(bucket=bucket, key=key, size=len(data), etag=etag, version_id=version_id,
+                           event_time=event_time or datetime.now(UTC))
+    return json.loads(execution_input(upload.identified(LOCAL_HASH_KEY.encode())))
 
 
 def state_for(stack, key: str, data: bytes, **changes) -> dict:

@@ -5,6 +5,7 @@ import os
 from datetime import datetime
 from urllib.parse import unquote_plus
 
+from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -14,9 +15,10 @@ from lesionflow import clients
 from lesionflow.dispatch import DispatchOutcome, start_pipeline
 from lesionflow.errors import InvalidInput, parse
 from lesionflow.observability import count, lambda_entry, logger
-from lesionflow.uploads import Upload
+from lesionflow.uploads import ObjectVersion
 
 processor = BatchProcessor(event_type=EventType.SQS)
+HASH_KEY_CACHE_SECONDS = 3600  # the key never changes (that would rename every upload): one fetch per environment
 _METRIC = {
     DispatchOutcome.STARTED: "UploadsDispatched",
     DispatchOutcome.DUPLICATE: "DuplicatesSkipped",
@@ -29,6 +31,7 @@ class Settings(BaseModel):
 
     state_machine_arn: str = Field(alias="STATE_MACHINE_ARN")
     upload_prefix: str = Field(alias="UPLOAD_PREFIX", min_length=1)
+    hash_key_secret_arn: str = Field(alias="HASH_KEY_SECRET_ARN", min_length=1)
 
 
 class NotifiedBucket(BaseModel):
@@ -61,7 +64,7 @@ class S3Notification(BaseModel):
     Records: list[NotificationRecord]
 
 
-def uploads_in(body: str) -> list[Upload]:
+def uploads_in(body: str) -> list[ObjectVersion]:
     """The uploads an S3 notification announces: none for S3's ``s3:TestEvent``; keys decoded from URL form."""
     try:
         message = json.loads(body)
@@ -71,7 +74,7 @@ def uploads_in(body: str) -> list[Upload]:
         return []
     notification = parse(S3Notification, message, "not an S3 notification")
     return [
-        Upload(
+        ObjectVersion(
             bucket=record.s3.bucket.name,
             key=unquote_plus(record.s3.object.key),
             size=record.s3.object.size,
@@ -88,10 +91,12 @@ def uploads_in(body: str) -> list[Upload]:
 @lambda_entry
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     settings = parse(Settings, os.environ, "DispatchFunction environment")
+    hash_key = parameters.get_secret(settings.hash_key_secret_arn, max_age=HASH_KEY_CACHE_SECONDS).encode()
 
     def dispatch(record: SQSRecord) -> None:
         count("MessagesReceived")
-        for upload in uploads_in(record.body):
+        for version in uploads_in(record.body):
+            upload = version.identified(hash_key)
             count("UploadsReceived")
             outcome = start_pipeline(clients.stepfunctions(), settings.state_machine_arn, settings.upload_prefix, upload)
             logger.info("upload dispatched", extra={"upload_id": upload.upload_id, "object_hash": upload.object_hash,

@@ -18,6 +18,9 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 STACK_NAME = "lesionflow-local"
 STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK_NAME}/00000000-0000-4000-8000-10ca15ac0de0"
+# The local stack's hash key is fixed, so that the sample events' upload ids match what its dispatcher computes. It
+# protects nothing: a deployed stack generates its own secret.
+LOCAL_HASH_KEY = "lesionflow-local-hash-key-not-secret"
 
 
 @dataclass
@@ -79,10 +82,12 @@ def provision(parameters: dict[str, str] | None = None, template: dict | None = 
     template = with_overrides(template or load(), overrides or {})
     resolve = resolver(template, parameters or {})
     resources = template["Resources"]
-    kms, sqs, s3, dynamodb, sfn = (boto3.client(service, region_name=REGION, endpoint_url=endpoint_url)
-                                   for service in ("kms", "sqs", "s3", "dynamodb", "stepfunctions"))
+    kms, secrets, sqs, s3, dynamodb, sfn = (
+        boto3.client(service, region_name=REGION, endpoint_url=endpoint_url)
+        for service in ("kms", "secretsmanager", "sqs", "s3", "dynamodb", "stepfunctions"))
 
     _create_key(kms, resolve, resources["DataKey"]["Properties"])
+    _create_hash_key(secrets, resolve, resolve(resources["HashKeySecret"]["Properties"]))
     for logical_id in ("DeadLetterQueue", "IngestQueue"):
         _create_queue(sqs, logical_id, resolve(resources[logical_id]["Properties"]), resolve)
     _create_bucket(s3, resolve(resources["ImageBucket"]["Properties"]))
@@ -129,6 +134,8 @@ def _name_everything(template: dict, resolve: Resolver) -> None:
     for logical_id in resources_of_type(template, "AWS::KMS::Key"):  # provision() replaces these with the real key
         resolve.names[logical_id] = f"{STACK_NAME}-{logical_id}"
         resolve.attributes[(logical_id, "Arn")] = f"arn:aws:kms:{arn}:key/{STACK_NAME}-{logical_id}"
+    for logical_id in resources_of_type(template, "AWS::SecretsManager::Secret"):  # provision() puts the real ARN
+        resolve.names[logical_id] = f"arn:aws:secretsmanager:{arn}:secret:{STACK_NAME}-{logical_id}"
     for logical_id in resources_of_type(template, "AWS::Logs::LogGroup"):
         resolve.attributes[(logical_id, "Arn")] = f"arn:aws:logs:{arn}:log-group:{resolve.names[logical_id]}:*"
     for logical_id in resources_of_type(template, "AWS::Serverless::LayerVersion"):  # installed locally as a package
@@ -146,6 +153,12 @@ def _create_key(kms, resolve: Resolver, properties: dict) -> None:
         kms.enable_key_rotation(KeyId=key["KeyMetadata"]["KeyId"])
     resolve.names["DataKey"] = key["KeyMetadata"]["KeyId"]
     resolve.attributes[("DataKey", "Arn")] = key["KeyMetadata"]["Arn"]
+
+
+def _create_hash_key(secrets, resolve: Resolver, properties: dict) -> None:
+    secret = secrets.create_secret(Name=f"{STACK_NAME}-HashKeySecret", Description=properties["Description"],
+                                   KmsKeyId=properties["KmsKeyId"], SecretString=LOCAL_HASH_KEY)
+    resolve.names["HashKeySecret"] = secret["ARN"]
 
 
 _QUEUE_ATTRIBUTES = ("VisibilityTimeout", "MessageRetentionPeriod", "KmsMasterKeyId", "KmsDataKeyReusePeriodSeconds")

@@ -1,9 +1,11 @@
 """The identity of one upload: which object version the pipeline works on, and the names derived from it.
 
 Object keys may contain a patient's name, so everything that leaves the bucket (execution names, log fields, metric
-dimensions, artifact and prediction keys) uses the hashes defined here instead of the key.
+dimensions, artifact and prediction keys) uses the hashes defined here instead of the key. They are HMACs under the
+stack's secret hash key: a plain hash of a guessable key ("uploads/jane-doe.jpg") could be reversed by trying names.
 """
 
+import hmac
 from datetime import UTC, datetime
 from functools import cached_property
 from hashlib import sha256
@@ -16,11 +18,11 @@ def iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _digest(*parts: str) -> str:
-    return sha256("\n".join(parts).encode()).hexdigest()
+def _mac(hash_key: bytes, *parts: str) -> str:
+    return hmac.new(hash_key, "\n".join(parts).encode(), sha256).hexdigest()
 
 
-class Upload(BaseModel):
+class ObjectVersion(BaseModel):
     """One object version created under the upload prefix, as S3 announced it."""
 
     model_config = ConfigDict(frozen=True)
@@ -54,17 +56,19 @@ class Upload(BaseModel):
         """ISO-8601 UTC with milliseconds, so that it sorts as text."""
         return iso_utc(self.event_time)
 
-    @computed_field
-    @cached_property
-    def upload_id(self) -> str:
-        """Hash of bucket, key and version: the execution name and the name of everything derived from this upload."""
-        return _digest(self.bucket, self.key, self.version_token)
+    def identified(self, hash_key: bytes) -> "Upload":
+        """This version with its names: computed once, by the dispatcher, which alone holds the hash key."""
+        return Upload(**self.model_dump(), upload_id=_mac(hash_key, self.bucket, self.key, self.version_token),
+                      object_hash=_mac(hash_key, self.bucket, self.key)[:16])
 
-    @computed_field
-    @cached_property
-    def object_hash(self) -> str:
-        """Hash of bucket and key alone: correlates all versions of one key in logs without revealing it."""
-        return _digest(self.bucket, self.key)[:16]
+
+class Upload(ObjectVersion):
+    """An object version with the names the pipeline knows it by."""
+
+    upload_id: str = Field(pattern="^[0-9a-f]{64}$", description=(
+        "keyed hash of bucket, key and version: the execution name and the name of everything derived from it"))
+    object_hash: str = Field(pattern="^[0-9a-f]{16}$", description=(
+        "keyed hash of bucket and key alone: correlates all versions of one key in logs without revealing it"))
 
     @computed_field
     @cached_property
