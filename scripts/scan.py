@@ -197,6 +197,16 @@ def tool_error(process: subprocess.CompletedProcess) -> str:
     return f"exit {process.returncode}: " + " / ".join(output[-5:])
 
 
+def json_output(process: subprocess.CompletedProcess, report: "Report", name: str):
+    """A tool's JSON report, kept in the build folder; None (and the tool's error on the report) if it wrote none."""
+    (BUILD / name).write_text(process.stdout)
+    try:
+        return json.loads(process.stdout)
+    except json.JSONDecodeError:
+        report.errors.append(tool_error(process))
+        return None
+
+
 # ---------------------------------------------------------------------------------------------------- checkov
 
 def scan_checkov(template_path: Path, transformed_path: Path, transformed: dict,
@@ -206,11 +216,8 @@ def scan_checkov(template_path: Path, transformed_path: Path, transformed: dict,
     env = os.environ | {"BC_SKIP_MAPPING": "TRUE"}  # no download of Prisma Cloud's guideline mappings
     process = run([TOOLS_BIN / "checkov", "--framework", "cloudformation", "--skip-download", "--output", "json",
                    "--compact", "--file", template_path, "--file", transformed_path], env=env)
-    (BUILD / "checkov.json").write_text(process.stdout)
-    try:
-        results = json.loads(process.stdout)
-    except json.JSONDecodeError:
-        report.errors.append(tool_error(process))
+    results = json_output(process, report, "checkov.json")
+    if results is None:
         return report
     results = results if isinstance(results, list) else [results]
     passed = sum(len(r["results"].get("passed_checks", [])) for r in results)
@@ -241,11 +248,8 @@ def scan_cfn_lint(template: dict, transformed: dict, suppressions: list[Suppress
         path.write_text(json.dumps(_without_cfn_lint_metadata(content), indent=1))
     rules = ["--append-rules", "cfn_lint_serverless.rules"]
     process = run([TOOLS_BIN / "cfn-lint", "--format", "json", "--regions", REGION, *rules, "--", *copies.values()])
-    (BUILD / "cfn-lint.json").write_text(process.stdout)
-    try:
-        matches = json.loads(process.stdout)
-    except json.JSONDecodeError:
-        report.errors.append(tool_error(process))
+    matches = json_output(process, report, "cfn-lint.json")
+    if matches is None:
         return report
     listed = run([TOOLS_BIN / "cfn-lint", "--list-rules", *rules]).stdout
     report.passed = f"{len(re.findall(r'(?m)^[A-Z]+[0-9]+:', listed))} rules run on 2 templates"

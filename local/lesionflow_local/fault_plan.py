@@ -61,15 +61,16 @@ def _two_frames() -> bytes:
     return _encode(frames[0], "PNG", save_all=True, append_images=frames[1:])
 
 
-def _png_declaring(width: int, height: int) -> bytes:
-    """A tiny PNG whose header declares ``width`` x ``height``: a decompression bomb."""
+def png_declaring(width: int, height: int) -> bytes:
+    """A tiny PNG whose header declares ``width`` x ``height`` pixels: a decompression bomb's header."""
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
-def _jpeg_declaring(width: int, height: int) -> bytes:
+def jpeg_declaring(width: int, height: int) -> bytes:
+    """A small JPEG whose frame header claims ``width`` x ``height``."""
     data = bytearray(_encode(_lesion((64, 64)), "JPEG"))
     frame = data.index(b"\xff\xc0")
     data[frame + 5:frame + 9] = struct.pack(">HH", height, width)
@@ -96,8 +97,8 @@ INVALID = [
     FaultInput("noise.jpg", "REJECTED", random.Random(7).randbytes(4096)),
     FaultInput("truncated.jpg", "REJECTED", _encode(_lesion(), "JPEG", quality=95)[:700]),
     FaultInput("truncated.png", "REJECTED", _encode(_lesion(), "PNG")[:300]),
-    FaultInput("bomb.png", "REJECTED", _png_declaring(100_000, 100_000)),
-    FaultInput("bomb.jpg", "REJECTED", _jpeg_declaring(60_000, 60_000)),
+    FaultInput("bomb.png", "REJECTED", png_declaring(100_000, 100_000)),
+    FaultInput("bomb.jpg", "REJECTED", jpeg_declaring(60_000, 60_000)),
     FaultInput("bitmap.jpg", "REJECTED", _encode(_lesion(), "BMP")),
     FaultInput("scan.tiff", "REJECTED", _encode(_lesion(), "TIFF")),
     FaultInput("tiny.png", "REJECTED", _encode(_lesion((8, 8)), "PNG")),

@@ -1,7 +1,5 @@
 """Image validation and conversion, each case built in code."""
 
-import struct
-import zlib
 from io import BytesIO
 
 import numpy as np
@@ -12,6 +10,7 @@ from lesionflow.contracts import load_contract
 from lesionflow.errors import ImageRejected
 from lesionflow.images import ImageLimits, check_size, decode_rgb, inspect
 from lesionflow.preprocessing import model_input
+from lesionflow_local.fault_plan import jpeg_declaring, png_declaring
 from tests.support import encode, jpeg, png
 
 LIMITS = ImageLimits(max_bytes=5_000_000, max_pixels=4_000_000, min_side=32)
@@ -22,22 +21,6 @@ def reason_for(data: bytes, limits: ImageLimits = LIMITS) -> str:
     with pytest.raises(ImageRejected) as rejection:
         inspect(data, limits, "0" * 64)
     return str(rejection.value)
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A tiny PNG that declares ``width`` x ``height`` pixels: a decompression bomb's header."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
-
-
-def jpeg_header_only(width: int, height: int) -> bytes:
-    """A small JPEG whose frame header claims ``width`` x ``height``."""
-    data = bytearray(jpeg(64, 64))
-    sof = data.index(b"\xff\xc0")
-    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
-    return bytes(data)
 
 
 def test_a_jpeg_and_a_png_within_limits_are_accepted_with_their_facts():
@@ -82,7 +65,7 @@ def test_an_image_over_the_pixel_limit_is_rejected():
     assert "more than the limit of 4000000" in reason_for(jpeg(2500, 2000))
 
 
-@pytest.mark.parametrize("bomb", [png_header_only(100_000, 100_000), jpeg_header_only(60_000, 60_000)],
+@pytest.mark.parametrize("bomb", [png_declaring(100_000, 100_000), jpeg_declaring(60_000, 60_000)],
                          ids=["png", "jpeg"])
 def test_decompression_bombs_are_refused_from_the_header(bomb):
     # Given a file of a few hundred bytes that declares billions of pixels
