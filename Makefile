@@ -10,8 +10,9 @@ VENV := .venv
 SAM_VENV := .tools/sam
 SAM := SAM_CLI_TELEMETRY=0 PATH="$(dir $(PYTHON)):$$PATH" $(SAM_VENV)/bin/sam
 SCAN_VENV := .tools/scan
+CONFORMANCE_VENV := .tools/conformance
 
-.PHONY: demo setup test lint scan unit integration e2e fault-run bench build events samples local clean
+.PHONY: demo setup test lint scan conformance unit integration e2e fault-run bench build events samples local clean
 
 # The README's first command: the whole pipeline offline on the sample images, results from the prediction log.
 demo: $(VENV)/.installed
@@ -35,11 +36,15 @@ $(SAM_VENV)/.installed:
 	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==1.170.0
 	touch $@
 
-test: lint scan $(VENV)/.installed
+test: lint scan conformance $(VENV)/.installed
 	$(VENV)/bin/python -m pytest
 
-lint: setup
+# sam validate --lint on the defaults, then on every combination of the endpoint parameters (each also scanned with
+# checkov when it creates an endpoint: scripts/lint_endpoint_combinations.py; about 25 s).
+lint: setup $(SCAN_VENV)/.installed
 	$(SAM) validate --lint --region us-east-1
+	SAM_CLI_TELEMETRY=0 PATH="$(dir $(PYTHON)):$$PATH" $(SCAN_VENV)/bin/python scripts/lint_endpoint_combinations.py \
+		--sam $(SAM_VENV)/bin/sam
 
 # Security scanners on template.yaml, the CloudFormation SAM makes of it and the state machine (scripts/scan.py).
 scan: $(SCAN_VENV)/.installed node_modules/.installed
@@ -58,6 +63,18 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --omit=peer
 	touch $@
 
+# The model contracts against the real serving toolkits' decoders and encoders (tests/conformance), in their own
+# environment: the Hugging Face toolkit's dependencies pin numpy<2 and audio libraries, so it goes in --no-deps.
+conformance: $(CONFORMANCE_VENV)/.installed
+	PYTHONPATH=src $(CONFORMANCE_VENV)/bin/python -m pytest --noconftest -p no:cacheprovider tests/conformance
+
+$(CONFORMANCE_VENV)/.installed: requirements-conformance.txt
+	$(PYTHON) -m venv $(CONFORMANCE_VENV)
+	$(CONFORMANCE_VENV)/bin/pip install --quiet -r requirements-conformance.txt
+	$(CONFORMANCE_VENV)/bin/pip install --quiet --no-deps sagemaker-huggingface-inference-toolkit==2.6.0 \
+		multi-model-server==1.1.11
+	touch $@
+
 unit: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest tests/unit
 
@@ -72,10 +89,12 @@ e2e: $(VENV)/.installed
 fault-run: $(VENV)/.installed
 	$(VENV)/bin/lesionflow fault-run --uploads 2000 --timeout 3600
 
-# Measurements (not tests): cold-start cost of the handlers' setup, peak memory of preprocessing large images.
+# Measurements (not tests): cold-start cost of the handlers' setup, peak memory of preprocessing large images, and
+# what each model contract costs on the wire and at both ends.
 bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/cold_start.py
 	$(VENV)/bin/python benchmarks/preprocess_memory.py
+	$(VENV)/bin/python benchmarks/contract_payloads.py
 
 build: setup
 	$(SAM) build

@@ -142,7 +142,8 @@ def test_the_prediction_log_serves_its_access_patterns_without_scans():
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert [k["AttributeName"] for k in table["KeySchema"]] == ["image_key", "upload_version"]
     indexes = {i["IndexName"]: [k["AttributeName"] for k in i["KeySchema"]] for i in table["GlobalSecondaryIndexes"]}
-    assert indexes == {"by-label": ["label", "created_at"], "by-status": ["status", "created_at"]}
+    assert indexes == {"by-label": ["label", "created_at"], "by-status": ["status", "created_at"],
+                       "by-review": ["review", "created_at"]}
 
 
 def test_every_function_is_python_3_13_on_arm64_with_its_handler_and_requirements():
