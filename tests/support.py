@@ -105,8 +105,9 @@ class ScriptedEndpoint(ThreadingHTTPServer):
         threading.Thread(target=self.serve_forever, daemon=True).start()
         return self
 
-    def then(self, status: int, body: bytes, error_type: str | None = None) -> "ScriptedEndpoint":
-        self.answers.append((status, body, {"x-amzn-ErrorType": error_type} if error_type else {}))
+    def then(self, status: int, body: bytes, error_type: str | None = None,
+             headers: dict[str, str] | None = None) -> "ScriptedEndpoint":
+        self.answers.append((status, body, ({"x-amzn-ErrorType": error_type} if error_type else {}) | (headers or {})))
         return self
 
 

@@ -18,7 +18,7 @@ class Settings(BaseModel):
     endpoint_name: str = Field(alias="ENDPOINT_NAME", min_length=1)
     model_contract: str = Field(alias="MODEL_CONTRACT")
     invoke_timeout_seconds: int = Field(alias="INVOKE_TIMEOUT_SECONDS", gt=0)
-    low_confidence_threshold: float = Field(alias="LOW_CONFIDENCE_THRESHOLD", ge=0.0, le=1.0)
+    review_threshold: float = Field(alias="REVIEW_THRESHOLD", ge=0.0, le=1.0)
 
 
 @pipeline_step("Infer")
@@ -26,4 +26,4 @@ def lambda_handler(state: PipelineState, context) -> PipelineState:
     settings = parse(Settings, os.environ, "InferFunction environment")
     sagemaker = clients.sagemaker_runtime(settings.invoke_timeout_seconds)
     contract = load_contract(settings.model_contract)
-    return infer(state, clients.s3(), sagemaker, settings.endpoint_name, contract, settings.low_confidence_threshold)
+    return infer(state, clients.s3(), sagemaker, settings.endpoint_name, contract, settings.review_threshold)

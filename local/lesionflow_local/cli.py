@@ -11,6 +11,7 @@ import boto3
 
 from lesionflow_local.fault_plan import FaultRunSettings
 from lesionflow_local.template import ROOT, load, resources_of_type
+from lesionflow.contracts import contract_names
 from lesionflow_model.faults import FaultInjector, FaultKind
 
 STATE_FILE = ROOT / ".lesionflow" / "local.json"
@@ -25,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--port", type=int, default=4747, help="loopback port (0 picks a free one; default 4747)")
     up.add_argument("--json", action="store_true", help="print the connection details as one line of JSON")
     up.add_argument("--model", type=Path, help="an ONNX image classifier to serve instead of the untrained demo model")
+    up.add_argument("--contract", choices=contract_names(), help="the model contract the pipeline and the local "
+                    "endpoint speak (default: the template's ModelContract)")
     up.add_argument("--endpoint-faults", type=FaultInjector.parse, metavar="SPEC", default=None,
                     help="make the model endpoint misbehave, e.g. rate=0.2,kinds=throttle+timeout,delay=2,seed=1 "
                          f"(kinds: {'+'.join(FaultKind)}; default all)")
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "local":
-        return local_up(args.port, args.json, args.model, args.endpoint_faults)
+        return local_up(args.port, args.json, args.model, args.endpoint_faults, args.contract)
     if args.command == "fault-run":
         return fault_run(args)
     if args.command == "invoke":
@@ -75,7 +78,8 @@ def fault_run(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def local_up(port: int, as_json: bool, model: Path | None, endpoint_faults: FaultInjector | None) -> int:
+def local_up(port: int, as_json: bool, model: Path | None, endpoint_faults: FaultInjector | None,
+             contract: str | None) -> int:
     from lesionflow_local.server import LocalStackServer
 
     out = sys.stdout
@@ -83,7 +87,9 @@ def local_up(port: int, as_json: bool, model: Path | None, endpoint_faults: Faul
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())
-    with LocalStackServer(port=port, model_path=model, endpoint_faults=endpoint_faults) as server:
+    parameters = {"ModelContract": contract} if contract else {}
+    with LocalStackServer(port=port, model_path=model, endpoint_faults=endpoint_faults,
+                          parameters=parameters) as server:
         details = server.details()
         STATE_FILE.parent.mkdir(exist_ok=True)
         STATE_FILE.write_text(json.dumps(details, indent=2))
@@ -100,7 +106,8 @@ def local_up(port: int, as_json: bool, model: Path | None, endpoint_faults: Faul
 def _describe(details: dict) -> str:
     lines = [f"LesionFlow local stack ready at {details['endpoint_url']} (region {details['region']})", ""]
     lines += [f"  {name:<18} {details[name]}" for name in
-              ("bucket", "upload_prefix", "table", "queue_url", "dlq_url", "state_machine_arn", "endpoint_name")]
+              ("bucket", "upload_prefix", "table", "queue_url", "dlq_url", "state_machine_arn", "endpoint_name",
+               "model_contract")]
     lines += [f"  {'model':<18} {details['model']}" + (f" ({details['model_disclaimer']})"
                                                         if details["model_disclaimer"] else ""), ""]
     lines += ["Upload with any AWS client, for example:",

@@ -16,12 +16,13 @@ from moto.core.config import default_user_config
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
+from lesionflow.contracts import load_contract
 from lesionflow_local.event_source import DeliveryFaults, SqsEventSource
 from lesionflow_local.lambdas import LambdaApi
 from lesionflow_local.stack import LocalStack, provision
 from lesionflow_local.template import ROOT, function_properties, load
 from lesionflow_model.classifier import OnnxImageClassifier
-from lesionflow_model.demo_model import MODEL_NAME, write
+from lesionflow_model.demo_model import MODEL_NAME, build, write
 from lesionflow_model.faults import FaultInjector
 from lesionflow_model.server import ModelServer
 
@@ -54,11 +55,16 @@ class LocalStackServer:
         self.overrides = overrides or {}
         self.delivery_faults = delivery_faults or DeliveryFaults()
         self.lambdas = LambdaApi({})
-        self.model = ModelServer(OnnxImageClassifier(self.model_path), faults=endpoint_faults)
+        self.model = ModelServer(OnnxImageClassifier(self.model_path), faults=endpoint_faults,
+                                 contract=load_contract(self.parameter("ModelContract")))
         app = _Front(DomainDispatcherApplication(create_backend_app), self.lambdas, self.model)
         self.httpd = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
         self.stop_polling = threading.Event()
         self.stack: LocalStack | None = None
+
+    def parameter(self, name: str) -> str:
+        """A template parameter as this stack sets it: overridden, or the template's default."""
+        return str(self.parameters.get(name, load()["Parameters"][name]["Default"]))
 
     @property
     def endpoint_url(self) -> str:
@@ -94,6 +100,7 @@ class LocalStackServer:
         card = self.model.classifier.card
         return {"endpoint_url": self.endpoint_url} | stack | {
             "endpoint_name": self.parameters["EndpointName"], "model": card.name, "model_disclaimer": card.disclaimer,
+            "model_contract": self.model.contract.name,
             "functions": sorted(self.stack.functions)}
 
     def _event_source(self) -> SqsEventSource:
@@ -118,5 +125,6 @@ def quiet_engines() -> None:
 
 
 def default_model() -> Path:
-    """The offline default model, generated (reproducibly) on first use."""
-    return DEFAULT_MODEL if DEFAULT_MODEL.is_file() else write(DEFAULT_MODEL)
+    """The offline default model, generated (reproducibly) on first use, and again whenever its builder changed."""
+    current = DEFAULT_MODEL.is_file() and DEFAULT_MODEL.read_bytes() == build().SerializeToString()
+    return DEFAULT_MODEL if current else write(DEFAULT_MODEL)

@@ -1,10 +1,11 @@
 """An ONNX image classifier with Hugging Face image-classification semantics, run by onnxruntime.
 
 Preprocessing follows a ViT image processor (RGB, resize to the model's size, rescale to 0..1, normalise by mean and
-std, channel-first) with the parameters stored in the ONNX file's metadata; the answer is Hugging Face's list of
-``{"label", "score"}`` (softmax over the logits), best first.
+std, channel-first) with the parameters stored in the ONNX file's metadata. ``logits`` are in the model's own class
+order (its ``id2label``); ``label_scores`` is Hugging Face's list of ``{"label", "score"}`` (softmax), best first.
 """
 
+import hashlib
 import json
 from dataclasses import dataclass
 from io import BytesIO
@@ -21,9 +22,10 @@ class UnreadableImage(ValueError):
 
 @dataclass(frozen=True)
 class ModelCard:
-    """What the server says about the model it serves, from the ONNX metadata (or the file name)."""
+    """What the server says about the model it serves, from the ONNX metadata (or the file)."""
 
     name: str
+    version: str
     labels: tuple[str, ...]
     size: int
     mean: tuple[float, ...]
@@ -37,6 +39,7 @@ class OnnxImageClassifier:
         meta = self.session.get_modelmeta().custom_metadata_map
         self.card = ModelCard(
             name=meta.get("name", path.stem),
+            version=meta.get("version") or hashlib.sha256(path.read_bytes()).hexdigest()[:12],
             labels=tuple(json.loads(meta["id2label"])),
             size=int(meta.get("image_size", 224)),
             mean=tuple(json.loads(meta.get("image_mean", "[0.5, 0.5, 0.5]"))),
@@ -45,19 +48,29 @@ class OnnxImageClassifier:
         )
         self.input_name = self.session.get_inputs()[0].name
 
-    def pixel_values(self, image_bytes: bytes) -> np.ndarray:
+    @staticmethod
+    def read_image(image_bytes: bytes) -> Image.Image:
         try:
             with Image.open(BytesIO(image_bytes)) as image:
-                rgb = image.convert("RGB").resize((self.card.size, self.card.size), Image.Resampling.BILINEAR)
+                return image.convert("RGB")
         except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as error:
             raise UnreadableImage(f"cannot decode the request body as an image ({type(error).__name__})") from error
+
+    def pixel_values(self, image: Image.Image) -> np.ndarray:
+        rgb = image.convert("RGB").resize((self.card.size, self.card.size), Image.Resampling.BILINEAR)
         scaled = np.asarray(rgb, dtype=np.float32) / 255.0
         normalised = (scaled - np.asarray(self.card.mean, np.float32)) / np.asarray(self.card.std, np.float32)
         return normalised.transpose(2, 0, 1)[np.newaxis]
 
-    def classify(self, image_bytes: bytes) -> list[dict]:
-        [logits] = self.session.run(None, {self.input_name: self.pixel_values(image_bytes)})
-        exp = np.exp(logits[0] - logits[0].max())
-        probabilities = exp / exp.sum()
-        ranked = sorted(zip(self.card.labels, probabilities.tolist()), key=lambda pair: -pair[1])
+    def logits(self, image: Image.Image) -> np.ndarray:
+        [logits] = self.session.run(None, {self.input_name: self.pixel_values(image)})
+        return logits[0]
+
+    def label_scores(self, logits: np.ndarray) -> list[dict]:
+        ranked = sorted(zip(self.card.labels, softmax(logits).tolist()), key=lambda pair: -pair[1])
         return [{"label": label, "score": score} for label, score in ranked]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    exp = np.exp(logits - logits.max())
+    return exp / exp.sum()

@@ -52,7 +52,7 @@ def build(seed: int = 20261123) -> onnx.ModelProto:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="lesionflow")
     model.ir_version = 8
-    metadata = {"name": MODEL_NAME, "disclaimer": DISCLAIMER, "id2label": json.dumps(ID2LABEL),
+    metadata = {"name": MODEL_NAME, "version": "1", "disclaimer": DISCLAIMER, "id2label": json.dumps(ID2LABEL),
                 "image_size": str(SIZE), "image_mean": json.dumps(MEAN), "image_std": json.dumps(STD)}
     helper.set_model_props(model, metadata)
     onnx.checker.check_model(model)

@@ -14,6 +14,7 @@ from lesionflow.errors import (
 from lesionflow.state import PipelineState
 from lesionflow.storage import read_artifact
 
+DECISION_SUPPORT_NOTE = "Decision support, not a diagnosis: a clinician must confirm any finding."
 _THROTTLED = {"ThrottlingException", "TooManyRequestsException"}
 _UNAVAILABLE = {"ServiceUnavailable", "InternalFailure", "InternalServerError", "InternalDependencyException"}
 
@@ -24,6 +25,7 @@ class EndpointAnswer(BaseModel):
     body: bytes
     variant: str | None = None
     model_name: str | None = None
+    model_version: str | None = None
     model_disclaimer: str | None = None
 
 
@@ -45,6 +47,7 @@ def invoke_endpoint(sagemaker, endpoint_name: str, contract: ModelContract, body
         body=response["Body"].read(),
         variant=response.get("InvokedProductionVariant"),
         model_name=attributes.get("model"),
+        model_version=attributes.get("version"),
         model_disclaimer=attributes.get("disclaimer"),
     )
 
@@ -71,9 +74,10 @@ def _translate(error: ClientError) -> Exception | None:
 
 
 def infer(state: PipelineState, s3, sagemaker, endpoint_name: str, contract: ModelContract,
-          low_confidence_threshold: float) -> PipelineState:
+          review_threshold: float) -> PipelineState:
     """Return the state concluded with a SUCCEEDED record: top label, its confidence and every label's score;
-    flagged ``low_confidence`` when the top score is under the threshold, so people can review it."""
+    ``needs_review`` when the top score is under the threshold (or the model gives no probabilities), so that a
+    person looks at it."""
     if state.artifact is None:
         raise ValueError("infer needs the reference of a preprocessed artifact")
     if state.artifact.contract != contract.name:
@@ -82,16 +86,20 @@ def infer(state: PipelineState, s3, sagemaker, endpoint_name: str, contract: Mod
     answer = invoke_endpoint(sagemaker, endpoint_name, contract, body)
     scores = contract.read_scores(answer.body)
     label = max(scores, key=scores.__getitem__)
+    needs_review = scores[label] < review_threshold or contract.response.format == "class_index"
     record = state.record(
         status="SUCCEEDED",
         label=label,
         confidence=scores[label],
-        low_confidence=scores[label] < low_confidence_threshold,
+        needs_review=needs_review,
+        review="NEEDED" if needs_review else None,
+        note=DECISION_SUPPORT_NOTE,
         scores=scores,
         prediction_uri=state.prediction_uri,
         endpoint_name=endpoint_name,
         model_variant=answer.variant,
         model_name=answer.model_name,
+        model_version=answer.model_version,
         model_disclaimer=answer.model_disclaimer,
     )
     return state.concluded(record)

@@ -75,5 +75,5 @@ def _count_verdict(record: dict, step: str) -> None:
     elif record["status"] == "SUCCEEDED":
         count("PredictionsMade")
         count("PredictionsByLabel", ("label", record["label"]))
-        if record.get("low_confidence"):
-            count("LowConfidencePredictions")
+        if record.get("needs_review"):
+            count("PredictionsNeedingReview")

@@ -2,9 +2,11 @@
 
 from io import BytesIO
 
+import numpy as np
 from PIL import Image
 
-from lesionflow.contracts import ModelContract
+from lesionflow.arrays import encode_array
+from lesionflow.contracts import IMAGE_ENCODINGS, ModelContract
 from lesionflow.errors import ImageRejected
 from lesionflow.images import decode_rgb
 from lesionflow.state import Artifact, PipelineState
@@ -15,12 +17,17 @@ PREPROCESSING_VERSION = "1"
 
 
 def model_input(data: bytes, image_format: str, contract: ModelContract) -> bytes:
-    """Decode, orient, convert and resize an image, then encode it as the contract says."""
-    size = (contract.input.width, contract.input.height)
-    image = decode_rgb(data, image_format, size).resize(size, Image.Resampling.BILINEAR)
-    encoded = BytesIO()
-    image.save(encoded, format="JPEG", quality=contract.input.jpeg_quality)
-    return encoded.getvalue()
+    """Decode, orient, convert and resize an image, then encode it as the contract says: as an image (JPEG, PNG) or
+    as an array of pixel values (JSON, npy, CSV)."""
+    spec = contract.input
+    size = (spec.width, spec.height)
+    image = decode_rgb(data, image_format, size).resize(size, Image.Resampling.BILINEAR).convert(spec.colour)
+    if spec.encoding in IMAGE_ENCODINGS:
+        encoded = BytesIO()
+        image.save(encoded, format=spec.encoding.upper(), quality=spec.jpeg_quality)
+        return encoded.getvalue()
+    pixels = np.asarray(image, dtype=np.uint8)
+    return encode_array(pixels if pixels.ndim == 3 else pixels[:, :, np.newaxis], spec)
 
 
 def preprocess(state: PipelineState, s3, artifact_prefix: str, contract: ModelContract) -> PipelineState:

@@ -30,7 +30,9 @@ class PredictionRecord(BaseModel):
     label: str | None = None
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     scores: dict[str, float] | None = None
-    low_confidence: bool | None = None
+    needs_review: bool | None = Field(default=None, description="top score under the review threshold")
+    review: str | None = Field(default=None, description="NEEDED when needs_review: the key of the by-review index")
+    note: str | None = Field(default=None, description="what a prediction is and is not")
     reason: str | None = None
     rejection_class: str | None = None
     prediction_uri: str | None = None
@@ -46,6 +48,7 @@ class PredictionRecord(BaseModel):
     endpoint_name: str | None = None
     model_variant: str | None = None
     model_name: str | None = Field(default=None, description="as the model server names it, when it does")
+    model_version: str | None = None
     model_disclaimer: str | None = Field(default=None, description="e.g. that an offline demo model is untrained")
     model_contract: str | None = None
     preprocessing_version: str | None = None

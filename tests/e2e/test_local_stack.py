@@ -2,67 +2,22 @@
 through AWS APIs at its endpoint: uploads go through S3 -> SQS -> dispatcher -> Step Functions -> model -> log."""
 
 import json
-import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from urllib.parse import quote_plus
 
-import boto3
 import pytest
-from boto3.dynamodb.conditions import Key
 from PIL import Image
 
+from tests.e2e.local import ROOT, WAIT_SECONDS, queue_drained, records_of, started_local_stack, upload, wait_for
 from tests.support import encode, jpeg, png, s3_notification
-
-ROOT = Path(__file__).resolve().parents[2]
-WAIT_SECONDS = 90
 
 
 @pytest.fixture(scope="module")
 def local_stack():
-    process = subprocess.Popen([sys.executable, "-m", "lesionflow_local.cli", "local", "up", "--json", "--port", "0"],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = process.stdout.readline()
-    assert line, "lesionflow local up exited before printing its connection details"
-    yield json.loads(line)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=30) == 0, "lesionflow local up did not shut down cleanly on SIGTERM"
-
-
-@pytest.fixture(scope="module")
-def aws(local_stack):
-    """Clients of any AWS SDK pointed at the local stack with dummy credentials."""
-    def client(service: str):
-        return boto3.client(service, endpoint_url=local_stack["endpoint_url"], region_name=local_stack["region"],
-                            aws_access_key_id="dummy", aws_secret_access_key="dummy")
-    return client
-
-
-def upload(aws, stack: dict, key: str, body: bytes) -> None:
-    aws("s3").put_object(Bucket=stack["bucket"], Key=key, Body=body)
-
-
-def records_of(aws, stack: dict, key: str) -> list[dict]:
-    table = boto3.resource("dynamodb", endpoint_url=stack["endpoint_url"], region_name=stack["region"],
-                           aws_access_key_id="dummy", aws_secret_access_key="dummy").Table(stack["table"])
-    return table.query(KeyConditionExpression=Key("image_key").eq(key))["Items"]
-
-
-def wait_for(aws, stack: dict, keys: list[str], settle: float = 1.0) -> dict[str, list[dict]]:
-    """Every key's records once each has one, plus a moment for any unwanted second record to show up."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not all(records_of(aws, stack, key) for key in keys):
-        assert time.monotonic() < deadline, "some uploads never got a record"
-        time.sleep(0.25)
-    time.sleep(settle)
-    return {key: records_of(aws, stack, key) for key in keys}
-
-
-def queue_drained(aws, url: str) -> bool:
-    attributes = aws("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    return attributes["ApproximateNumberOfMessages"] == attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
+    with started_local_stack() as details:
+        yield details
 
 
 def test_the_connection_details_name_everything_a_client_needs(local_stack):

@@ -212,3 +212,20 @@ def test_both_workflow_types_run_the_same_definition(stack, lambda_api, endpoint
     assert described["type"] == stack_parameters["WorkflowType"]
     assert execution["status"] == "SUCCEEDED"
     assert records_of(stack, "uploads/type.jpg")[0]["status"] == "SUCCEEDED"
+
+
+def test_predictions_that_need_review_are_listed_by_the_review_index(stack, lambda_api, endpoint):
+    # Given an unsure prediction and a sure one
+    unsure = put_upload(stack, "uploads/unsure.jpg", jpeg(256, 256, colour=(10, 10, 10)))
+    sure = put_upload(stack, "uploads/sure.jpg", jpeg(256, 256, colour=(200, 200, 200)))
+    endpoint.then(200, hf_answer(melanoma=0.5, melanocytic_Nevi=0.5)).then(200, hf_answer(melanocytic_Nevi=0.95))
+    run(stack, unsure)
+    run(stack, sure)
+
+    # When the review queue is queried
+    table = boto3.resource("dynamodb").Table(stack.table)
+    waiting = table.query(IndexName="by-review", KeyConditionExpression=Key("review").eq("NEEDED"))["Items"]
+
+    # Then only the unsure one is in it
+    assert [item["image_key"] for item in waiting] == ["uploads/unsure.jpg"]
+    assert waiting[0]["needs_review"] is True

@@ -68,7 +68,7 @@ def test_a_rejection_is_counted_by_its_class(stack, capsys):
     assert ("ValidateLatency",) in metrics
 
 
-def test_predictions_are_counted_by_label_and_low_confidence_is_flagged(stack, endpoint, state, capsys):
+def test_predictions_are_counted_by_label_and_unsure_ones_are_flagged_for_review(stack, endpoint, state, capsys):
     # Given a validated, preprocessed upload and a model that is unsure
     preprocessed = stack.functions["PreprocessFunction"].invoke(stack.functions["ValidateFunction"].invoke(state))
     endpoint.then(200, hf_answer(melanoma=0.45, melanocytic_Nevi=0.4, dermatofibroma=0.15))
@@ -76,11 +76,13 @@ def test_predictions_are_counted_by_label_and_low_confidence_is_flagged(stack, e
     # When it is classified
     record = stack.functions["InferFunction"].invoke(preprocessed)["result"]["record"]
 
-    # Then the record is flagged and the metrics count the prediction, its label and its low confidence
-    assert record["low_confidence"] is True
+    # Then the record is flagged for review (and keyed for the by-review index), says what it is, and the metrics
+    # count the prediction, its label and the review it needs
+    assert (record["needs_review"], record["review"]) == (True, "NEEDED")
+    assert "not a diagnosis" in record["note"]
     metrics = metric_values(emitted(capsys.readouterr().out)[0])
     assert metrics[("PredictionsMade",)] == metrics[("PredictionsByLabel", "mel")] == 1
-    assert metrics[("LowConfidencePredictions",)] == 1
+    assert metrics[("PredictionsNeedingReview",)] == 1
     assert {("PreprocessLatency",), ("InferLatency",)} <= set(metrics)
 
 

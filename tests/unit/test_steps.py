@@ -93,11 +93,21 @@ def test_infer_names_the_artifact_gone_when_it_expired(stack, endpoint, artifact
         stack.functions["InferFunction"].invoke(artifact_state)
 
 
-def test_infer_returns_the_top_label_with_its_confidence(stack, endpoint, artifact_state):
-    endpoint.then(200, hf_answer(vascular_lesions=0.6, melanoma=0.4))
+def test_infer_returns_the_top_label_with_its_confidence_and_provenance(stack, endpoint, artifact_state):
+    # Given a model sure enough (over the 0.6 review threshold) that names itself as LesionFlow's container does
+    endpoint.then(200, hf_answer(vascular_lesions=0.7, melanoma=0.3),
+                  headers={"X-Amzn-SageMaker-Custom-Attributes": "model=vit-ham;version=3"})
+
+    # When the Infer handler runs
     record = stack.functions["InferFunction"].invoke(artifact_state)["result"]["record"]
-    assert (record["label"], record["confidence"]) == ("vasc", 0.6)
+
+    # Then the record has the top label, needs no review, and says which model, contract and pixels produced it
+    assert (record["label"], record["confidence"], record["needs_review"]) == ("vasc", 0.7, False)
+    assert "review" not in record
+    assert (record["model_name"], record["model_version"], record["model_contract"]) == (
+        "vit-ham", "3", "hf-image-classification")
     assert record["preprocessing_version"] == "1" and record["input_format"] == "JPEG"
+    assert len(record["input_sha256"]) == 64 and record["endpoint_name"]
 
 
 def test_a_misconfigured_function_names_the_variable_without_echoing_the_environment(stack, monkeypatch):
