@@ -80,6 +80,7 @@ def report(records: dict[str, dict], keys: list[str], details: dict) -> str:
               f"  {succeeded[0]['prediction_uri']}" if succeeded else "  (no prediction succeeded)",
               "", f"Model: {', '.join(names) or 'none'} on local endpoint {details['endpoint_name']}."]
     lines += [f"NOTE: {text}." for text in disclaimers]
+    lines += sorted({record["note"] for record in succeeded if record.get("note")})
     lines += ["", "Metrics of this run (EMF, as CloudWatch would receive them):"]
     lines += textwrap.wrap(metrics_summary(LOG), width=116, initial_indent="  ", subsequent_indent="  ")
     lines += [f"Handler logs and metrics: {LOG.relative_to(ROOT)}"]

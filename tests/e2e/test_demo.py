@@ -21,4 +21,5 @@ def test_the_demo_prints_succeeded_and_rejected_rows_names_the_model_and_exits_0
     assert "REJECTED" in rows["uploads/demo/not-an-image.jpg"] and "REJECTED" in rows["uploads/demo/truncated.jpg"]
     # and it says which model produced the predictions, that it is untrained, and what the metrics were
     assert "Model: lesionflow-demo-untrained-1" in result.stdout and "not diagnoses" in result.stdout
+    assert "Decision support, not a diagnosis" in result.stdout
     assert "PredictionsMade 7" in result.stdout
