@@ -17,12 +17,11 @@ from lesionflow_model.faults import FaultInjector, FaultKind
 STATE_FILE = ROOT / ".lesionflow" / "local.json"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lesionflow", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def register(commands) -> None:
+    """Add the local stack's commands to the ``lesionflow`` parser; each sets ``run`` to what executes it."""
     local = commands.add_parser("local", help="the local stack").add_subparsers(dest="action", required=True)
     up = local.add_parser("up", help="start the whole pipeline on this machine and serve until interrupted")
+    up.set_defaults(run=lambda args: local_up(args.port, args.json, args.model, args.endpoint_faults, args.contract))
     up.add_argument("--port", type=int, default=4747, help="loopback port (0 picks a free one; default 4747)")
     up.add_argument("--json", action="store_true", help="print the connection details as one line of JSON")
     up.add_argument("--model", type=Path, help="an ONNX image classifier to serve instead of the untrained demo model")
@@ -33,16 +32,19 @@ def main(argv: list[str] | None = None) -> int:
                          f"(kinds: {'+'.join(FaultKind)}; default all)")
 
     invoke = commands.add_parser("invoke", help="run one function's handler against the local stack")
+    invoke.set_defaults(run=lambda args: invoke_function(args.function, args.event, args.endpoint_url))
     invoke.add_argument("function", help="logical id (ValidateFunction) or short name (validate)")
     invoke.add_argument("--event", type=Path, required=True, help="event file, e.g. events/validate.json")
     invoke.add_argument("--endpoint-url", help="the local stack's endpoint (default: the running `local up`)")
 
     demo = commands.add_parser("demo", help="run the sample images through a fresh local stack and print the results")
+    demo.set_defaults(run=lambda args: run_demo(args.model, args.timeout))
     demo.add_argument("--model", type=Path, help="an ONNX image classifier instead of the untrained demo model")
     demo.add_argument("--timeout", type=float, default=120, help="seconds to wait for every record")
 
     faults = commands.add_parser("fault-run", help="hundreds of uploads while faults are injected, then an audit "
                                                   "(exits 1 unless 0 lost and 0 duplicated)")
+    faults.set_defaults(run=fault_run)
     defaults = FaultRunSettings()
     faults.add_argument("--uploads", type=int, default=defaults.uploads, help="how many keys to upload")
     faults.add_argument("--endpoint-fault-rate", type=float, default=defaults.endpoint_fault_rate,
@@ -55,16 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     faults.add_argument("--timeout", type=float, default=defaults.timeout_seconds, help="seconds to wait for records")
     faults.add_argument("--json", action="store_true", help="print the audit as one line of JSON")
 
-    args = parser.parse_args(argv)
-    if args.command == "local":
-        return local_up(args.port, args.json, args.model, args.endpoint_faults, args.contract)
-    if args.command == "fault-run":
-        return fault_run(args)
-    if args.command == "invoke":
-        return invoke_function(args.function, args.event, args.endpoint_url)
-    from lesionflow_local.demo import run_demo
 
-    return run_demo(args.model, args.timeout)
+def run_demo(model: Path | None, timeout: float) -> int:
+    from lesionflow_local.demo import run_demo as demo
+
+    return demo(model, timeout)
 
 
 def fault_run(args: argparse.Namespace) -> int:
@@ -139,6 +136,3 @@ def function_id(name: str) -> str:
     by_folder = {Path(f["Properties"]["CodeUri"]).name: logical_id for logical_id, f in functions.items()}
     return name if name in functions else by_folder.get(name, name)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

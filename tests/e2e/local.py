@@ -18,7 +18,7 @@ WAIT_SECONDS = 90
 @contextmanager
 def started_local_stack(*options: str):
     """`lesionflow local up --json` in a subprocess; its connection details while it runs."""
-    process = subprocess.Popen([sys.executable, "-m", "lesionflow_local.cli", "local", "up", "--json", "--port", "0",
+    process = subprocess.Popen([sys.executable, "-m", "lesionflow_cli", "local", "up", "--json", "--port", "0",
                                 *options], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = process.stdout.readline()
     assert line, "lesionflow local up exited before printing its connection details"

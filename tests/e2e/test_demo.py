@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_demo_prints_succeeded_and_rejected_rows_names_the_model_and_exits_0():
     # When the demo runs on a fresh local stack
-    result = subprocess.run([sys.executable, "-m", "lesionflow_local.cli", "demo"], cwd=ROOT, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "lesionflow_cli", "demo"], cwd=ROOT, capture_output=True,
                             text=True, timeout=300)
 
     # Then it exits 0 with a row per sample image, read back from the prediction log

@@ -14,7 +14,7 @@ def test_every_upload_ends_in_exactly_one_terminal_record_whatever_goes_wrong():
     # When 500 uploads (about 45% invalid, some keys uploaded twice) go through the local stack while the endpoint
     # faults on 15% of requests, SQS delivers 10% of messages twice, 5% of dispatcher batches die halfway, and
     # poison messages sit in the queue
-    result = subprocess.run([sys.executable, "-m", "lesionflow_local.cli", "fault-run", "--uploads", "500", "--json"],
+    result = subprocess.run([sys.executable, "-m", "lesionflow_cli", "fault-run", "--uploads", "500", "--json"],
                             cwd=ROOT, capture_output=True, text=True, timeout=900)
     audit = json.loads(result.stdout)
 

@@ -113,7 +113,7 @@ def test_lesionflow_invoke_runs_a_handler_with_its_template_environment(aws, loc
     upload(aws, local_stack, event["upload"]["key"], (ROOT / "samples" / "ham-size-dark.jpg").read_bytes())
 
     # When the validate function is invoked with that event, as `sam local invoke -e` would
-    result = subprocess.run([sys.executable, "-m", "lesionflow_local.cli", "invoke", "validate", "--event",
+    result = subprocess.run([sys.executable, "-m", "lesionflow_cli", "invoke", "validate", "--event",
                              "events/validate.json", "--endpoint-url", local_stack["endpoint_url"]],
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
 

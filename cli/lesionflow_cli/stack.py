@@ -1,0 +1,108 @@
+"""Finding the stack a command works on: a deployed one by its CloudFormation outputs, or the local stack.
+
+Region and credentials follow the AWS conventions (environment, ``--profile``, the shared config files); the stack
+name defaults to the one ``sam deploy`` uses (samconfig.toml).
+"""
+
+import json
+import tomllib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+from lesionflow_local.stack import stack_names
+from lesionflow_local.template import ROOT
+
+LOCAL_STATE = ROOT / ".lesionflow" / "local.json"
+SAMCONFIG = ROOT / "samconfig.toml"
+LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+
+
+class CommandError(Exception):
+    """Something the person can fix, said in one line (no traceback)."""
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Where a LesionFlow stack keeps things, and clients for it."""
+
+    bucket: str
+    upload_prefix: str
+    table_name: str
+    queue_url: str
+    dlq_url: str
+    state_machine_arn: str
+    region: str
+    endpoint_url: str | None = None
+    profile: str | None = None
+
+    @cached_property
+    def session(self) -> boto3.Session:
+        credentials = LOCAL_CREDENTIALS if self.endpoint_url else {}
+        return boto3.Session(profile_name=self.profile, region_name=self.region, **credentials)
+
+    def client(self, service: str):
+        return self.session.client(service, endpoint_url=self.endpoint_url)
+
+    @cached_property
+    def table(self):
+        return self.session.resource("dynamodb", endpoint_url=self.endpoint_url).Table(self.table_name)
+
+
+def find_stack(name: str | None, local: bool, endpoint_url: str | None, region: str | None,
+               profile: str | None) -> Stack:
+    if local or endpoint_url:
+        return _local_stack(endpoint_url)
+    return _deployed_stack(name or _samconfig("stack_name", "lesionflow"), region, profile)
+
+
+def _local_stack(endpoint_url: str | None) -> Stack:
+    """The local stack at ``endpoint_url``, or the one `lesionflow local up` is running; its names come from the
+    template, as the local stack derives them."""
+    if endpoint_url is None:
+        if not LOCAL_STATE.is_file():
+            raise CommandError("no local stack is running: start it with `lesionflow local up` (or `make local`)")
+        endpoint_url = json.loads(LOCAL_STATE.read_text())["endpoint_url"]
+    names = stack_names()
+    return Stack(bucket=names.bucket, upload_prefix=names.upload_prefix, table_name=names.table,
+                 queue_url=names.queue_url, dlq_url=names.dlq_url, state_machine_arn=names.state_machine_arn,
+                 region=names.region, endpoint_url=endpoint_url.rstrip("/"))
+
+
+def _deployed_stack(name: str, region: str | None, profile: str | None) -> Stack:
+    try:
+        session = boto3.Session(profile_name=profile, region_name=region or _samconfig("region"))
+        [described] = session.client("cloudformation").describe_stacks(StackName=name)["Stacks"]
+    except NoCredentialsError:
+        raise CommandError("no AWS credentials: set AWS_PROFILE or pass --profile (or use --local)") from None
+    except NoRegionError:
+        raise CommandError("no AWS region: set AWS_REGION or pass --region") from None
+    except ClientError as error:
+        if "does not exist" in error.response["Error"].get("Message", ""):
+            raise CommandError(f"no stack named {name!r} in {session.region_name} (pass --stack NAME)") from None
+        raise CommandError(f"cannot read stack {name!r}: {error.response['Error']['Code']}") from None
+    except BotoCoreError as error:
+        raise CommandError(f"cannot reach AWS: {error}") from None
+    outputs = {output["OutputKey"]: output["OutputValue"] for output in described.get("Outputs", [])}
+    try:
+        return Stack(bucket=outputs["BucketName"], upload_prefix=outputs["UploadPrefix"],
+                     table_name=outputs["PredictionTableName"], queue_url=outputs["IngestQueueUrl"],
+                     dlq_url=outputs["DeadLetterQueueUrl"], state_machine_arn=outputs["StateMachineArn"],
+                     region=session.region_name, profile=profile)
+    except KeyError as missing:
+        raise CommandError(f"stack {name!r} has no output {missing}: is it a LesionFlow stack?") from None
+
+
+def _samconfig(key: str, default: str | None = None) -> str | None:
+    """A setting of samconfig.toml's default environment (global, then deploy parameters)."""
+    if not SAMCONFIG.is_file():
+        return default
+    environment = tomllib.loads(SAMCONFIG.read_text()).get("default", {})
+    for section in ("global", "deploy"):
+        value = environment.get(section, {}).get("parameters", {}).get(key)
+        if value:
+            return value
+    return default
