@@ -1,4 +1,4 @@
-"""The ``lesionflow`` command: the local stack, local invocations, and the offline demo."""
+"""The local commands of `lesionflow` (local up, invoke, demo, fault-run): the whole pipeline on this machine."""
 
 import argparse
 import json
