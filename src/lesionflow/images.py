@@ -76,8 +76,9 @@ def inspect(data: bytes, limits: ImageLimits, sha256: str) -> ImageFacts:
 def decode_rgb(data: bytes, image_format: str, size: tuple[int, int]) -> Image.Image:
     """Decode the first frame upright and in 8-bit RGB, at no more resolution than ``size`` needs.
 
-    Memory stays near one full-size decode: JPEG decodes at a reduced DCT scale (``draft``), and every other image is
-    shrunk by an integer factor right after decoding, before orientation and alpha are dealt with.
+    JPEG decodes at a reduced DCT scale (``draft``), so a phone photo never exists at full size; every other image is
+    shrunk by an integer factor right after its full-size decode, before orientation and alpha are dealt with (an
+    RGBA image briefly needs a second full-size copy there: ``make bench`` measures the peak).
     """
     with _open(data, image_format) as image:
         image.draft("RGB", size)  # JPEG only: decode at the smallest DCT scale still at least ``size``

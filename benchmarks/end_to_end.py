@@ -1,0 +1,382 @@
+"""End to end on the local stack: uploads in, records out, and everything a bill counts on the way.
+
+One fresh process per run size (``python -m benchmarks.end_to_end --uploads N``): the handlers' logger binds to the
+stdout of its first use, moto keeps every object in memory, and the stack's state should not carry from one size to
+the next. The run starts ``LocalStackServer`` in-process, as the fault-injection run does, with stdout (the handlers'
+logs and EMF metrics) in a log file, and observes it only from outside the product code:
+
+- requests: the server's WSGI application is wrapped, so each request it serves is counted by service and operation,
+  and by caller (this benchmark's own clients carry a user-agent mark and are counted apart from the pipeline's);
+- Lambda invocations and durations: each handler the local Lambda API loads is wrapped in a timer;
+- per-stage latency: the handlers' own EMF metrics (``ValidateLatency``, ``PreprocessLatency``, ``InferLatency``);
+- end to end: each record's ``created_at`` minus its ``uploaded_at`` (S3's event time);
+- state transitions: ``GetExecutionHistory`` of the executions, counting states entered, as Standard bills them.
+
+One upload goes through first and is not counted, so every function is loaded and warm when counting starts (cold
+starts are ``cold_start``'s subject). Then uploads are put 4 at a time, never more than ``WINDOW`` of them without a
+record yet (see ``_drive``): throughput is what the stack sustains, and end-to-end latency includes a bounded wait in
+the queue.
+"""
+
+import argparse
+import json
+import math
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import redirect_stdout
+from datetime import datetime, timezone
+from pathlib import Path
+
+import boto3
+from boto3.dynamodb.conditions import Key
+from botocore.config import Config
+
+from benchmarks.images import upload_bodies
+from benchmarks.measure import ROOT, percentile
+
+BENCH_AGENT = "lesionflow-bench"
+PREFIX = "bench/"
+STATUSES = ("SUCCEEDED", "REJECTED", "FAILED")
+STAGES = ("Validate", "Preprocess", "Infer")
+WINDOW = 40  # uploads in flight at most: enough to keep the stack busy, few enough not to thrash it
+HISTORY_SAMPLE = 200  # executions whose history is read (every one takes the same path in a fault-free run)
+LOG_DIR = ROOT / ".lesionflow" / "bench"
+
+
+class RequestCounter:
+    """WSGI middleware counting every request the local stack serves, as (caller, service, operation), and timing
+    the SageMaker runtime's answers (the endpoint call a single-Lambda design would make too)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.active = False
+        self.counts: Counter = Counter()
+        self.endpoint_seconds: list[float] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        if not self.active:
+            return self.app(environ, start_response)
+        caller, service, operation = classify(environ)
+        started = time.perf_counter()
+        result = self.app(environ, start_response)
+        if service == "sagemaker":
+            body = b"".join(result)
+            getattr(result, "close", lambda: None)()
+            result = [body]
+            with self._lock:
+                self.endpoint_seconds.append(time.perf_counter() - started)
+        with self._lock:
+            self.counts[(caller, service, operation)] += 1
+        return result
+
+
+_TARGETS = {"DynamoDB_20120810": "dynamodb", "AmazonSQS": "sqs", "AWSStepFunctions": "stepfunctions",
+            "secretsmanager": "secretsmanager", "TrentService": "kms"}
+
+
+def classify(environ) -> tuple[str, str, str]:
+    """(caller, service, operation) of one request, from its path, X-Amz-Target and signature scope."""
+    caller = "client" if BENCH_AGENT in environ.get("HTTP_USER_AGENT", "") else "pipeline"
+    path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
+    if path.startswith("/2015-03-31/functions/"):
+        return caller, "lambda", "Invoke"
+    if path.startswith("/endpoints/"):
+        return caller, "sagemaker", "InvokeEndpoint"
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if "." in target:
+        prefix, operation = target.split(".", 1)
+        return caller, _TARGETS.get(prefix, prefix), operation
+    scope = environ.get("HTTP_AUTHORIZATION", "").split("Credential=", 1)[-1].split(",")[0].split("/")
+    service = scope[3] if len(scope) > 3 else "unknown"
+    if service == "s3":
+        has_key = len(path.strip("/").split("/", 1)) > 1
+        operation = {"GET": "GetObject", "PUT": "PutObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}.get(
+            method, method) if has_key else f"{method} (bucket)"
+        return caller, "s3", operation
+    return caller, service, method
+
+
+class HandlerTimer:
+    """Wraps each handler the local Lambda API loads, recording every invocation's duration by function."""
+
+    def __init__(self):
+        self.active = False
+        self.seconds: dict[str, list[float]] = defaultdict(list)
+
+    def install(self) -> None:
+        from lesionflow_local.lambdas import LocalFunction
+        original = LocalFunction.load
+        timer = self
+
+        def load(function):
+            handler = original(function)
+
+            def timed(event, context):
+                started = time.perf_counter()
+                try:
+                    return handler(event, context)
+                finally:
+                    if timer.active:
+                        timer.seconds[function.logical_id].append(time.perf_counter() - started)
+            return timed
+
+        LocalFunction.load = load
+
+
+def run_once(uploads: int, timeout: float = 900) -> dict:
+    """Start a local stack, push ``uploads`` HAM-size JPEGs through it, and return what was measured."""
+    from lesionflow_local.server import LocalStackServer
+
+    timer = HandlerTimer()
+    timer.install()
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    log_path = LOG_DIR / f"end-to-end-{uploads}.log"
+    bodies = upload_bodies()
+    with log_path.open("w") as log, redirect_stdout(log):
+        server = LocalStackServer()
+        counter = RequestCounter(server.httpd.app)
+        server.httpd.app = counter
+        with server:
+            details = server.details()
+            aws = _clients(server.endpoint_url)
+            with ThreadPoolExecutor(1) as pool:
+                _put(aws, details, "warmup/", range(1), bodies, pool)
+            _wait(aws, details, 1, "warmup/", "2000", timeout=120)
+            memory = {name: function.memory_mb for name, function in server.stack.functions.items()}
+            sys.stdout.flush()
+            log_start = log_path.stat().st_size
+            since = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+            counter.active = timer.active = True
+            started = time.time()
+            records = _drive(aws, details, uploads, bodies, since, timeout)
+            drained = time.time()
+            counter.active = timer.active = False
+            sys.stdout.flush()
+            log_bytes = log_path.stat().st_size - log_start
+            executions = _executions(aws, details, started)
+    stages = _stage_latencies(log_path, log_start)
+    return {
+        "uploads": uploads, "records": len(records), "statuses": dict(Counter(r["status"] for r in records)),
+        "wall_seconds": drained - started, **_latencies(records),
+        "stage_ms": stages, "handler_ms": {name: values for name, values in _ms(timer.seconds).items()},
+        "endpoint_ms": [round(value * 1000, 2) for value in counter.endpoint_seconds],
+        "requests": [{"caller": c, "service": s, "operation": o, "count": n}
+                     for (c, s, o), n in sorted(counter.counts.items())],
+        "executions": executions, "memory_mb": memory, "log_bytes": log_bytes,
+        "items": [_item_size(record) for record in records],
+        "gsi_keys": _gsi_keys(), "log": str(log_path.relative_to(ROOT)),
+    }
+
+
+def _clients(endpoint_url: str):
+    config = Config(user_agent_extra=BENCH_AGENT, max_pool_connections=8)
+    kwargs = {"endpoint_url": endpoint_url, "region_name": "us-east-1", "config": config}
+    return {"s3": boto3.client("s3", **kwargs), "sfn": boto3.client("stepfunctions", **kwargs),
+            "dynamodb": boto3.resource("dynamodb", **kwargs)}
+
+
+def _put(aws, details: dict, folder: str, indexes: range, bodies: list[bytes], pool: ThreadPoolExecutor) -> None:
+    """Upload ``<folder><index>.jpg`` for each index, cycling through the bodies, 4 at a time."""
+    def put(index: int):
+        aws["s3"].put_object(Bucket=details["bucket"], Key=f"{details['upload_prefix']}{PREFIX}{folder}{index:05d}.jpg",
+                             Body=bodies[index % len(bodies)])
+    list(pool.map(put, indexes))
+
+
+def _drive(aws, details: dict, uploads: int, bodies: list[bytes], since: str, timeout: float) -> list[dict]:
+    """Upload ``uploads`` images keeping at most ``WINDOW`` of them without a record (a closed loop), and return
+    their records.
+
+    An unbounded burst measures the local stack's thread contention instead: every upload becomes an execution
+    thread in moto's interpreter, and hundreds of them competing for one interpreter lock slow the one handler that
+    may run at a time (1,000 at once ran at half the rate of 100). A bounded window keeps the work per image what it
+    is, so the rate shows whether anything grows with the number of uploads; Lambda and Step Functions would bound
+    it the same way with the dispatcher's MaximumConcurrency."""
+    table = aws["dynamodb"].Table(details["table"])
+    prefix = f"{details['upload_prefix']}{PREFIX}run/"
+    seen: dict[str, str] = {}  # key -> created_at
+    sent, polls = 0, 0
+    deadline = time.monotonic() + timeout
+    with ThreadPoolExecutor(4) as pool:
+        while len(seen) < uploads and time.monotonic() < deadline:
+            room = min(WINDOW - (sent - len(seen)), uploads - sent)
+            if room > 0:
+                _put(aws, details, "run/", range(sent, sent + room), bodies, pool)
+                sent += room
+            time.sleep(1)
+            polls += 1
+            # Keys only, and only the latest, except every 10th poll: a record is written a moment after its
+            # created_at, and moto serialises every item it returns at some cost to the pipeline it shares a CPU with.
+            newest = max(seen.values(), default=since)
+            watermark = since if polls % 10 == 0 else max(since, _earlier(newest, 10))
+            seen |= {item["image_key"]: item["created_at"]
+                     for item in _records(table, prefix, watermark, keys_only=True)}
+    return _records(table, prefix, since)
+
+
+def _earlier(stamp: str, seconds: float) -> str:
+    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() - seconds
+    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _records(table, prefix: str, since: str, keys_only: bool = False) -> list[dict]:
+    """Records of keys under ``prefix`` created since ``since``, through the ``by-status`` index (Query, never
+    Scan); with ``keys_only``, just their key and creation time."""
+    found = []
+    for status in STATUSES:
+        query = {"IndexName": "by-status",
+                 "KeyConditionExpression": Key("status").eq(status) & Key("created_at").gte(since)}
+        if keys_only:
+            query["ProjectionExpression"] = "image_key, created_at"
+        while True:
+            page = table.query(**query)
+            found += [item for item in page["Items"] if item["image_key"].startswith(prefix)]
+            if "LastEvaluatedKey" not in page:
+                break
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return found
+
+
+def _wait(aws, details: dict, expected: int, folder: str, since: str, timeout: float) -> list[dict]:
+    """The records of a folder's keys, once there are ``expected`` of them or the time is up."""
+    table = aws["dynamodb"].Table(details["table"])
+    prefix = f"{details['upload_prefix']}{PREFIX}{folder}"
+    deadline = time.monotonic() + timeout
+    while True:
+        found = _records(table, prefix, since)
+        if len(found) >= expected or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+def _executions(aws, details: dict, since: float) -> dict:
+    """States entered (and retries) per execution from a sample of histories, and every execution's duration."""
+    listed = [execution for page in aws["sfn"].get_paginator("list_executions").paginate(
+        stateMachineArn=details["state_machine_arn"]) for execution in page["executions"]
+        if execution["startDate"].timestamp() >= since]
+    step = max(1, math.ceil(len(listed) / HISTORY_SAMPLE))
+    sample = listed[::step]
+    entered, retries, kinds = [], [], Counter()
+    for execution in sample:
+        events = aws["sfn"].get_execution_history(executionArn=execution["executionArn"], maxResults=1000)["events"]
+        states = [event["type"] for event in events if event["type"].endswith("StateEntered")]
+        kinds.update(states)
+        scheduled = sum(event["type"] in ("TaskScheduled", "LambdaFunctionScheduled") for event in events)
+        entered.append(len(states))
+        retries.append(max(0, scheduled - sum(state == "TaskStateEntered" for state in states)))
+    durations = [(e["stopDate"] - e["startDate"]).total_seconds() * 1000 for e in listed if e.get("stopDate")]
+    return {"count": len(listed), "sampled": len(sample), "states_entered": entered, "retries": retries,
+            "state_kinds": {kind: count / max(1, len(sample)) for kind, count in kinds.items()},
+            "statuses": dict(Counter(e["status"] for e in listed)), "duration_ms": durations}
+
+
+def _stage_latencies(log_path: Path, offset: int) -> dict[str, list[float]]:
+    """The handlers' ``<Step>Latency`` EMF values (ms) written after ``offset`` in the log."""
+    found: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    with log_path.open() as log:
+        log.seek(offset)
+        for line in log:
+            if not line.startswith('{"_aws"'):
+                continue
+            document = json.loads(line)
+            for stage in STAGES:
+                value = document.get(f"{stage}Latency")
+                if value is not None:
+                    found[stage] += value if isinstance(value, list) else [value]
+    return found
+
+
+def _latencies(records: list[dict]) -> dict:
+    """End to end per record (S3 event time to the record's creation) and the span of the whole run."""
+    created = [_time(r["created_at"]) for r in records]
+    uploaded = [_time(r["uploaded_at"]) for r in records]
+    span = (max(created) - min(uploaded)) if records else 0.0
+    return {"end_to_end_ms": [round((c - u) * 1000, 1) for c, u in zip(created, uploaded)],
+            "span_seconds": span, "images_per_second": len(records) / span if span else 0.0}
+
+
+def _time(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def _ms(seconds: dict[str, list[float]]) -> dict[str, list[float]]:
+    return {name: [round(value * 1000, 2) for value in values] for name, values in seconds.items()}
+
+
+def _item_size(item: dict) -> dict:
+    """The record's DynamoDB item size (bytes, as DynamoDB counts them, approximately) and the keys it carries."""
+    return {"bytes": sum(len(name.encode()) + _value_size(value) for name, value in item.items()),
+            "attributes": sorted(item)}
+
+
+def _value_size(value) -> int:
+    if isinstance(value, str):
+        return len(value.encode())
+    if isinstance(value, bool) or value is None:
+        return 1
+    if isinstance(value, (int, float)) or type(value).__name__ == "Decimal":
+        digits = len(str(value).replace("-", "").replace(".", "").lstrip("0")) or 1
+        return math.ceil(digits / 2) + 1
+    if isinstance(value, (bytes, bytearray)):
+        return len(value)
+    if isinstance(value, dict):
+        return 3 + sum(len(k.encode()) + 1 + _value_size(v) for k, v in value.items())
+    if isinstance(value, (list, set, tuple)):
+        return 3 + sum(1 + _value_size(v) for v in value)
+    return len(str(value))
+
+
+def _gsi_keys() -> dict[str, str]:
+    """Each global secondary index of the prediction table and its partition key (an item is written to an index
+    only when it has that key), from the template."""
+    from lesionflow_local.template import load
+    indexes = load()["Resources"]["PredictionTable"]["Properties"]["GlobalSecondaryIndexes"]
+    return {index["IndexName"]: next(k["AttributeName"] for k in index["KeySchema"] if k["KeyType"] == "HASH")
+            for index in indexes}
+
+
+def summarise(result: dict) -> dict:
+    """p50/p95 of the raw lists of one run, for the report."""
+    def p(values):
+        return {"p50": percentile(values, 0.5), "p95": percentile(values, 0.95), "n": len(values)} if values else None
+    return {
+        "uploads": result["uploads"], "records": result["records"], "statuses": result["statuses"],
+        "wall_seconds": result["wall_seconds"], "span_seconds": result["span_seconds"],
+        "images_per_second": result["images_per_second"], "end_to_end_ms": p(result["end_to_end_ms"]),
+        "stage_ms": {stage: p(values) for stage, values in result["stage_ms"].items()},
+        "handler_ms": {name: p(values) for name, values in result["handler_ms"].items()},
+        "endpoint_ms": p(result["endpoint_ms"]),
+        "execution_ms": p(result["executions"]["duration_ms"]),
+    }
+
+
+def run(quick: bool = False, sizes: tuple[int, ...] | None = None) -> list[dict]:
+    """One fresh process per size; each writes its measurements as JSON."""
+    import subprocess
+    sizes = sizes or ((10, 30) if quick else (100, 300, 1000))
+    results = []
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    for uploads in sizes:
+        print(f"  {uploads} uploads ...", flush=True)
+        out = LOG_DIR / f"end-to-end-{uploads}.json"
+        subprocess.run([sys.executable, "-m", "benchmarks.end_to_end", "--uploads", str(uploads), "--out", str(out)],
+                       check=True, cwd=ROOT)
+        results.append(json.loads(out.read_text()))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--uploads", type=int, default=100)
+    parser.add_argument("--out", type=Path, required=True)
+    arguments = parser.parse_args()
+    result = run_once(arguments.uploads)
+    arguments.out.write_text(json.dumps(result, default=str))
+
+
+if __name__ == "__main__":
+    main()
