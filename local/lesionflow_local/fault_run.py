@@ -251,10 +251,11 @@ def _plausible(record: dict, versions: list[FaultInput]) -> bool:
 
 
 def _prediction_json_exists(aws: _Clients, record: dict) -> bool:
-    bucket, key = record.get("prediction_uri", f"s3://{record['bucket']}/predictions/"
-                                                f"{record['upload_id']}.json").removeprefix("s3://").split("/", 1)
+    """Every verdict's JSON lies at ``<prediction prefix><upload_id>.json`` (only SUCCEEDED records name it)."""
+    key = f"{aws.details['prediction_prefix']}{record['upload_id']}.json"
     try:
-        return json.loads(aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read())["status"] == record["status"]
+        body = aws.s3.get_object(Bucket=record["bucket"], Key=key)["Body"].read()
+        return json.loads(body)["status"] == record["status"]
     except aws.s3.exceptions.NoSuchKey:
         return False
 

@@ -25,12 +25,10 @@ def encode_array(pixels: np.ndarray, spec: InputSpec) -> bytes:
         out = BytesIO()
         np.save(out, array, allow_pickle=False)
         return out.getvalue()
+    values = array if spec.dtype == "uint8" else np.round(array.astype(np.float64), spec.json_decimals)
     if spec.encoding == "csv":
-        flat = array.ravel()
-        values = flat.tolist() if spec.dtype == "uint8" else np.round(flat.astype(np.float64), spec.json_decimals).tolist()
-        return ",".join(map(str, values)).encode()
-    rounded = array if spec.dtype == "uint8" else np.round(array.astype(np.float64), spec.json_decimals)
-    return json.dumps(rounded.tolist(), separators=(",", ":")).encode()
+        return ",".join(map(str, values.ravel().tolist())).encode()
+    return json.dumps(values.tolist(), separators=(",", ":")).encode()
 
 
 def decode_array(body: bytes, spec: InputSpec) -> np.ndarray:

@@ -92,7 +92,6 @@ def infer(state: PipelineState, s3, sagemaker, endpoint_name: str, contract: Mod
         label=label,
         confidence=scores[label],
         needs_review=needs_review,
-        review="NEEDED" if needs_review else None,
         note=DECISION_SUPPORT_NOTE,
         scores=scores,
         prediction_uri=state.prediction_uri,

@@ -9,7 +9,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from boto3.dynamodb.types import TypeSerializer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from lesionflow.uploads import Upload, iso_utc
 
@@ -31,7 +31,6 @@ class PredictionRecord(BaseModel):
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     scores: dict[str, float] | None = None
     needs_review: bool | None = Field(default=None, description="top score under the review threshold")
-    review: str | None = Field(default=None, description="NEEDED when needs_review: the key of the by-review index")
     note: str | None = Field(default=None, description="what a prediction is and is not")
     reason: str | None = None
     rejection_class: str | None = None
@@ -72,6 +71,11 @@ class PredictionRecord(BaseModel):
             execution_arn=execution_arn,
             **fields,
         )
+
+    @computed_field(description="NEEDED when needs_review: the key of the sparse by-review index")
+    @property
+    def review(self) -> str | None:
+        return "NEEDED" if self.needs_review else None
 
     def to_item(self) -> dict:
         """The DynamoDB item in attribute-value form, as the state machine's PutItem integration needs it."""

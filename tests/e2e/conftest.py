@@ -1,13 +1,11 @@
 """End-to-end fixtures: each test module starts its own local stack as ``local_stack``."""
 
-import boto3
 import pytest
+
+from tests.e2e.local import client
 
 
 @pytest.fixture(scope="module")
 def aws(local_stack):
-    """Clients of any AWS SDK pointed at the local stack with dummy credentials."""
-    def client(service: str):
-        return boto3.client(service, endpoint_url=local_stack["endpoint_url"], region_name=local_stack["region"],
-                            aws_access_key_id="dummy", aws_secret_access_key="dummy")
-    return client
+    """Clients of the local stack: ``aws("s3")``."""
+    return lambda service: client(local_stack, service)

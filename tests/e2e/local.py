@@ -29,6 +29,12 @@ def started_local_stack(*options: str):
         assert process.wait(timeout=30) == 0, "lesionflow local up did not shut down cleanly on SIGTERM"
 
 
+def client(stack: dict, service: str):
+    """A client of any AWS SDK pointed at the local stack with dummy credentials."""
+    return boto3.client(service, endpoint_url=stack["endpoint_url"], region_name=stack["region"],
+                        aws_access_key_id="dummy", aws_secret_access_key="dummy")
+
+
 def upload(aws, stack: dict, key: str, body: bytes) -> None:
     aws("s3").put_object(Bucket=stack["bucket"], Key=key, Body=body)
 

@@ -7,10 +7,9 @@ import subprocess
 import sys
 import time
 
-import boto3
 import pytest
 
-from tests.e2e.local import ROOT, records_of, started_local_stack
+from tests.e2e.local import ROOT, client, records_of, started_local_stack
 from tests.support import jpeg, png
 
 
@@ -19,11 +18,6 @@ def local_stack():
     # Every request to the endpoint answers nonsense, so that uploads end FAILED for `redrive` to find
     with started_local_stack("--endpoint-faults", "rate=1,kinds=malformed") as details:
         yield details
-
-
-def client(stack: dict, service: str):
-    return boto3.client(service, endpoint_url=stack["endpoint_url"], region_name=stack["region"],
-                        aws_access_key_id="x", aws_secret_access_key="x")
 
 
 def lesionflow(stack: dict, *arguments: str, timeout: float = 120) -> subprocess.CompletedProcess:
