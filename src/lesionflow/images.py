@@ -6,7 +6,6 @@ JPEG's DCT scaling (``Image.draft``) so a 4000x3000 photo never needs its full-s
 
 from io import BytesIO
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field
 
@@ -131,6 +130,8 @@ def _flatten(image: Image.Image) -> Image.Image:
 
 
 def _scale_to_8_bit(image: Image.Image) -> Image.Image:
+    import numpy as np  # here, not at the top: only 16/32-bit images need it, and its import is ~50 ms of cold start
+
     pixels = np.asarray(image, dtype=np.uint32)
     top = 65535 if image.mode.startswith("I;16") or pixels.max(initial=0) <= 65535 else int(pixels.max())
     return Image.fromarray((pixels * 255 // max(top, 1)).astype(np.uint8), mode="L")
