@@ -18,9 +18,8 @@ from benchmarks.measure import ROOT, Stats, run_fresh
 from lesionflow_local.stack import resolver
 from lesionflow_local.template import function_properties, load
 
-FUNCTIONS = {"dispatch": "DispatchFunction", "validate": "ValidateFunction", "preprocess": "PreprocessFunction",
-             "infer": "InferFunction"}
-TARGET_MS = {"dispatch": 200, "validate": 350, "preprocess": 350, "infer": 350}
+FUNCTIONS = {"dispatch": "DispatchFunction", "validate": "ValidateFunction", "infer": "InferFunction"}
+TARGET_MS = {"dispatch": 200, "validate": 350, "infer": 350}
 
 _TIMED = """
 import json, sys, time
@@ -50,16 +49,12 @@ from PIL import Image
 from lesionflow import clients
 from lesionflow.errors import parse
 parse(app.Settings, os.environ, "settings"); clients.s3(); Image.preinit()""",
-    "preprocess": """import os
+    "infer": """import os
 from PIL import Image
 from lesionflow import clients
 from lesionflow.contracts import load_contract
-clients.s3(); load_contract(os.environ["MODEL_CONTRACT"]); Image.preinit()""",
-    "infer": """import os
-from lesionflow import clients
-from lesionflow.contracts import load_contract
 clients.s3(); clients.sagemaker_runtime(int(os.environ["INVOKE_TIMEOUT_SECONDS"]))
-load_contract(os.environ["MODEL_CONTRACT"])""",
+load_contract(os.environ["MODEL_CONTRACT"]); Image.preinit()""",
 }
 # The shared observability module with and without Powertools' Tracer (README: "nearly doubles").
 _OBSERVABILITY = "import lesionflow.observability"

@@ -19,8 +19,8 @@ from pathlib import Path
 
 PRICES = Path(__file__).with_name("prices.json")
 MILLION = 1_000_000
-EXPRESS_TASKS = 5  # Validate, Preprocess, Infer, RecordVerdict (DynamoDB), WritePredictionJson (S3)
-STAGE_FUNCTIONS = ("ValidateFunction", "PreprocessFunction", "InferFunction")
+EXPRESS_TASKS = 4  # Validate, Infer, RecordVerdict (DynamoDB), WritePredictionJson (S3)
+STAGE_FUNCTIONS = ("ValidateFunction", "InferFunction")
 
 
 def load_prices(path: Path = PRICES) -> dict:
@@ -99,8 +99,8 @@ def lesionflow_lines(c: dict, assumptions: dict, workflow: str) -> list[Line]:
              ", ".join(f"{_short(n)} {v * 1000:.2f} mGB-s" for n, v in c["lambda_gb_seconds"].items())),
         Line("SQS requests", "sqs_standard_request", sum(c["sqs_requests"].values()),
              ", ".join(f"{op} {v:.2f}" for op, v in c["sqs_requests"].items())),
-        Line("S3 GET requests", "s3_get_request", c["s3_get"] + c["s3_other"], "the upload twice, the artifact once"),
-        Line("S3 PUT requests", "s3_put_request", c["s3_put"], "the artifact, the prediction JSON"),
+        Line("S3 GET requests", "s3_get_request", c["s3_get"] + c["s3_other"], "the upload twice (Validate, Infer)"),
+        Line("S3 PUT requests", "s3_put_request", c["s3_put"], "the prediction JSON"),
         Line("DynamoDB write units", "dynamodb_on_demand_wru", c["dynamodb_wru"],
              f"item {c['item_bytes']:.0f} B, written to the table and each index it has a key for"),
         Line("CloudWatch Logs ingestion (GB)", "cloudwatch_logs_ingest_gb", c["log_bytes"] / 2**30,
@@ -129,25 +129,18 @@ def reference_lines(c: dict, assumptions: dict, baseline_b_ms: float) -> list[Li
 
 
 def cheap_wins(c: dict, prices: dict) -> list[dict]:
-    """Product changes the counts point at, each priced per million images with the same prices (not implemented)."""
+    """Product changes the counts still point at, each priced per million images with the same prices (not
+    implemented: see the README's cost section for those taken and why these are not)."""
     p = {key: value["usd"] * MILLION for key, value in prices["prices"].items()}
     item_kb = max(1, math.ceil(c["item_bytes"] / 1024))
     writes = c["dynamodb_wru"] / item_kb  # the table and the indexes, per image
     dynamodb_saving = (c["dynamodb_wru"] - writes) * p["dynamodb_on_demand_wru"]
     wins = [
-        {"change": "Carry small model inputs in the state document instead of an artifact in S3 (the JPEG of "
-                   "hf-image-classification is ~10-15 KB, csv-pixels ~9 KB; npy's 151 KB does not fit 256 KB well)",
-         "standard": p["s3_put_request"] + p["s3_get_request"], "express": p["s3_put_request"] + p["s3_get_request"],
-         "saves": "1 S3 PUT + 1 GET per image"},
-        {"change": "Validate and Preprocess in one function (both GET the whole upload; validation's verdict and the "
-                   "model input come from one read)",
+        {"change": "Validation inside the Infer function too (one read of the upload instead of two; but a rejected "
+                   "image would then occupy the 1024 MB function, and every endpoint retry would validate again)",
          "standard": p["s3_get_request"] + p["lambda_arm64_request"] + 2 * p["stepfunctions_standard_transition"],
          "express": p["s3_get_request"] + p["lambda_arm64_request"],
          "saves": "1 GET, 1 invocation, 2 transitions (Task + Choice)"},
-        {"change": "Fewer bookkeeping states: the Prepare Pass state, the two verdict Choices (a typed error and a "
-                   "Catch can route a rejection) and the final Choice/Succeed",
-         "standard": 3 * p["stepfunctions_standard_transition"], "express": 0.0,
-         "saves": "about 3 of the 10 transitions of a successful image"},
         {"change": f"Smaller DynamoDB items and KEYS_ONLY/INCLUDE projections on the indexes (the item is "
                    f"{c['item_bytes']:.0f} B = {item_kb} WRU, written again in full to every ALL-projected index it "
                    f"has a key for)",

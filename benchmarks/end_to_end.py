@@ -8,7 +8,7 @@ logs and EMF metrics) in a log file, and observes it only from outside the produ
 - requests: the server's WSGI application is wrapped, so each request it serves is counted by service and operation,
   and by caller (this benchmark's own clients carry a user-agent mark and are counted apart from the pipeline's);
 - Lambda invocations and durations: each handler the local Lambda API loads is wrapped in a timer;
-- per-stage latency: the handlers' own EMF metrics (``ValidateLatency``, ``PreprocessLatency``, ``InferLatency``);
+- per-stage latency: the handlers' own EMF metrics (``ValidateLatency``, ``InferLatency``);
 - end to end: each record's ``created_at`` minus its ``uploaded_at`` (S3's event time);
 - state transitions: ``GetExecutionHistory`` of the executions, counting states entered, as Standard bills them.
 
@@ -40,7 +40,7 @@ from benchmarks.measure import ROOT, percentile
 BENCH_AGENT = "lesionflow-bench"
 PREFIX = "bench/"
 STATUSES = ("SUCCEEDED", "REJECTED", "FAILED")
-STAGES = ("Validate", "Preprocess", "Infer")
+STAGES = ("Validate", "Infer")
 WINDOW = 40  # uploads in flight at most: enough to keep the stack busy, few enough not to thrash it
 HISTORY_SAMPLE = 200  # executions whose history is read (every one takes the same path in a fault-free run)
 LOG_DIR = ROOT / ".lesionflow" / "bench"

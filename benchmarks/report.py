@@ -4,7 +4,7 @@ Every table is built from the measurements of that run (ratios from cases measur
 of issue 8 are judged here, in one place, so the document and the printed summary always agree.
 """
 
-from benchmarks.end_to_end import WINDOW, summarise
+from benchmarks.end_to_end import STAGES, WINDOW, summarise
 from benchmarks.preprocess import A, B, FLOOR, HAM, PHONE
 
 DOC_HEADER = """# Benchmarks
@@ -150,7 +150,7 @@ def end_to_end_section(runs: list[dict]) -> str:
     rows = []
     for s in summaries:
         per_image = s["wall_seconds"] / s["uploads"]
-        stages = [_p(s["stage_ms"][stage]) for stage in ("Validate", "Preprocess", "Infer")]
+        stages = [_p(s["stage_ms"][stage]) for stage in STAGES]
         rows.append([s["uploads"], ", ".join(f"{k} {v}" for k, v in sorted(s["statuses"].items())),
                      f"{s['wall_seconds']:.1f}", f"{s['images_per_second']:.2f}", f"{per_image * 1000:.0f}",
                      f"{per_image / base:.2f}x", _p(s["end_to_end_ms"], seconds=True), *stages,
@@ -166,10 +166,10 @@ def end_to_end_section(runs: list[dict]) -> str:
         "moto's thread contention instead, see below), and records are read back through the `by-status` index. "
         "Images per second: records over the span from the first S3 event to the last record. End to end: "
         "`created_at` - `uploaded_at` of each record, so it includes the bounded wait in the queue and the "
-        "dispatcher's 1 s batching window. Stages: the handlers' own EMF `ValidateLatency`, `PreprocessLatency`, "
-        "`InferLatency` (p50 / p95, ms); endpoint: the SageMaker runtime's answer time, seen at the server.\n",
+        "dispatcher's 1 s batching window. Stages: the handlers' own EMF `ValidateLatency` and "
+        "`InferLatency` (preprocessing included; p50 / p95, ms); endpoint: the SageMaker runtime's answer time, seen at the server.\n",
         table(["uploads", "records", "wall s", "images/s", "ms per image", "vs smallest", "end to end p50 / p95 s",
-               "Validate", "Preprocess", "Infer", "endpoint"], rows),
+               *STAGES, "endpoint"], rows),
         "",
         f"Lambda handler durations in the {largest['uploads']}-upload run (ms; what GB-seconds are billed on; "
         "the dispatcher's is per batch of up to 10 messages):\n",

@@ -9,10 +9,8 @@ from datetime import UTC, datetime
 from hashlib import md5, sha256
 from pathlib import Path
 
-from lesionflow.contracts import load_contract
 from lesionflow.dispatch import execution_input
 from lesionflow.images import ImageLimits, inspect
-from lesionflow.preprocessing import PREPROCESSING_VERSION, model_input
 from lesionflow.uploads import ObjectVersion
 from lesionflow_local.stack import LOCAL_HASH_KEY, stack_names
 
@@ -52,14 +50,8 @@ def main() -> None:
     validate = json.loads(execution_input(upload)) | {
         "execution_arn": execution_arn, "prediction_key": f"{names.prediction_prefix}{upload.upload_id}.json"}
     facts = inspect(data, ImageLimits(), sha256(data).hexdigest())
-    preprocess = validate | {"image": facts.model_dump(mode="json")}
-    contract = load_contract("hf-image-classification")
-    infer = preprocess | {"artifact": {
-        "bucket": names.bucket, "key": f"{names.artifact_prefix}{upload.upload_id}/{contract.name}.jpeg",
-        "content_type": contract.content_type, "size": len(model_input(data, facts.format, contract)),
-        "preprocessing_version": PREPROCESSING_VERSION,
-        "contract": contract.name}}
-    for name, event in {"dispatch": dispatch, "validate": validate, "preprocess": preprocess, "infer": infer}.items():
+    infer = validate | {"image": inspect(data, ImageLimits(), sha256(data).hexdigest()).model_dump(mode="json")}
+    for name, event in {"dispatch": dispatch, "validate": validate, "infer": infer}.items():
         (ROOT / "events" / f"{name}.json").write_text(json.dumps(event, indent=2) + "\n")
 
 

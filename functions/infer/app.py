@@ -1,4 +1,5 @@
-"""Infer: send the preprocessed artifact to the SageMaker endpoint and turn its answer into a SUCCEEDED record."""
+"""Infer: preprocess the validated upload as the model contract says, send it to the SageMaker endpoint and turn its
+answer into a SUCCEEDED record."""
 
 import os
 

@@ -30,7 +30,6 @@ class StackNames:
     region: str
     bucket: str
     upload_prefix: str
-    artifact_prefix: str
     prediction_prefix: str
     table: str
     queue_url: str
@@ -65,7 +64,7 @@ def _names(template: dict, resolve: Resolver) -> StackNames:
     machine = resolve.attributes[("PipelineStateMachine", "Name")]
     return StackNames(
         region=REGION, bucket=resolve.ref("ImageBucket"), upload_prefix=layout["Uploads"],
-        artifact_prefix=layout["Artifacts"], prediction_prefix=layout["Predictions"],
+        prediction_prefix=layout["Predictions"],
         table=resolve.ref("PredictionTable"), queue_url=resolve.ref("IngestQueue"),
         queue_arn=resolve.attributes[("IngestQueue", "Arn")], dlq_url=resolve.ref("DeadLetterQueue"),
         state_machine_arn=resolve.ref("PipelineStateMachine"),

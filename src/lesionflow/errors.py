@@ -57,10 +57,6 @@ class ModelResponseInvalid(LesionFlowError):
     """The endpoint answered, but not in the shape the model contract promises. Permanent."""
 
 
-class ArtifactMissing(LesionFlowError):
-    """A preprocessed artifact the state machine referenced is gone (expired or deleted). Permanent."""
-
-
 class InvalidInput(LesionFlowError):
     """An event, environment or message that does not have the expected shape. Its message names the fields at
     fault, never their values: those may be object keys, or credentials from the environment."""

@@ -1,4 +1,5 @@
-"""The Infer step: send the preprocessed artifact to the SageMaker endpoint and read its answer by the contract."""
+"""The Infer step: preprocess the validated upload as the contract says, send it to the SageMaker endpoint and read
+its answer by the contract."""
 
 from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
 from pydantic import BaseModel
@@ -7,12 +8,13 @@ from lesionflow.contracts import ModelContract
 from lesionflow.errors import (
     EndpointThrottled,
     EndpointUnavailable,
+    ImageRejected,
     ModelNotReady,
     ModelRequestRejected,
     ModelResponseInvalid,
 )
+from lesionflow.preprocessing import PREPROCESSING_VERSION, model_input_of
 from lesionflow.state import PipelineState
-from lesionflow.storage import read_artifact
 
 DECISION_SUPPORT_NOTE = "Decision support, not a diagnosis: a clinician must confirm any finding."
 _THROTTLED = {"ThrottlingException", "TooManyRequestsException"}
@@ -77,12 +79,13 @@ def infer(state: PipelineState, s3, sagemaker, endpoint_name: str, contract: Mod
           review_threshold: float) -> PipelineState:
     """Return the state concluded with a SUCCEEDED record: top label, its confidence and every label's score;
     ``needs_review`` when the top score is under the threshold (or the model gives no probabilities), so that a
-    person looks at it."""
-    if state.artifact is None:
-        raise ValueError("infer needs the reference of a preprocessed artifact")
-    if state.artifact.contract != contract.name:
-        raise ModelResponseInvalid(f"the artifact was prepared for {state.artifact.contract}, not {contract.name}")
-    body = read_artifact(s3, state.artifact.bucket, state.artifact.key)
+    person looks at it. An image that cannot be decoded after all is concluded REJECTED, without calling the model."""
+    if state.image is None:
+        raise ValueError("infer needs the facts of a validated image")
+    try:
+        body = model_input_of(state.upload, state.image, s3, contract)
+    except ImageRejected as rejection:
+        return state.rejected(rejection)
     answer = invoke_endpoint(sagemaker, endpoint_name, contract, body)
     scores = contract.read_scores(answer.body)
     label = max(scores, key=scores.__getitem__)
@@ -100,5 +103,7 @@ def infer(state: PipelineState, s3, sagemaker, endpoint_name: str, contract: Mod
         model_name=answer.model_name,
         model_version=answer.model_version,
         model_disclaimer=answer.model_disclaimer,
+        model_contract=contract.name,
+        preprocessing_version=PREPROCESSING_VERSION,
     )
     return state.concluded(record)

@@ -1,16 +1,19 @@
-"""The Preprocess step: turn the validated upload into exactly what the model contract asks for, stored in S3."""
+"""Preprocessing: turn the validated upload into exactly what the model contract asks for, in memory.
+
+The model input is made where it is sent (the Infer step), not stored in S3 between two steps: an S3 PUT and GET per
+image cost more than the rest of the pipeline's requests together (``make bench``, cost section), and image bytes do not
+travel in the state document (ARCHITECTURE.md).
+"""
 
 from io import BytesIO
 
-import numpy as np
 from PIL import Image
 
-from lesionflow.arrays import encode_array
 from lesionflow.contracts import IMAGE_ENCODINGS, ModelContract
-from lesionflow.errors import ImageRejected
 from lesionflow.images import decode_rgb
-from lesionflow.state import Artifact, PipelineState
-from lesionflow.storage import read_upload, write_artifact
+from lesionflow.state import ImageFacts
+from lesionflow.storage import read_upload
+from lesionflow.uploads import Upload
 
 # Bump when the pixels sent to a model could change; every record carries it as provenance.
 PREPROCESSING_VERSION = "1"
@@ -26,26 +29,18 @@ def model_input(data: bytes, image_format: str, contract: ModelContract) -> byte
         encoded = BytesIO()
         image.save(encoded, format=spec.encoding.upper(), quality=spec.jpeg_quality)
         return encoded.getvalue()
+    # Imported here: numpy is ~50 ms of a cold start that image contracts need not pay.
+    import numpy as np
+
+    from lesionflow.arrays import encode_array
+
     pixels = np.asarray(image, dtype=np.uint8)
     return encode_array(pixels if pixels.ndim == 3 else pixels[:, :, np.newaxis], spec)
 
 
-def preprocess(state: PipelineState, s3, artifact_prefix: str, contract: ModelContract) -> PipelineState:
-    """Return the state with the artifact's reference, or concluded REJECTED when the image cannot be decoded."""
-    if state.image is None:
-        raise ValueError("preprocess needs the facts of a validated image")
-    try:
-        data = read_upload(s3, state.upload, state.image.size)
-        body = model_input(data, state.image.format, contract)
-    except ImageRejected as rejection:
-        return state.rejected(rejection)
-    artifact = Artifact(
-        bucket=state.upload.bucket,
-        key=f"{artifact_prefix}{state.upload.upload_id}/{contract.name}.{contract.input.encoding}",
-        content_type=contract.content_type,
-        size=len(body),
-        preprocessing_version=PREPROCESSING_VERSION,
-        contract=contract.name,
-    )
-    write_artifact(s3, artifact.bucket, artifact.key, body, artifact.content_type)
-    return state.model_copy(update={"artifact": artifact})
+def model_input_of(upload: Upload, image: ImageFacts, s3, contract: ModelContract) -> bytes:
+    """The model input for a validated upload, read again pinned to the version validation saw.
+
+    Raises ImageRejected if the bytes cannot be decoded after all (validation reads only the header) or are gone.
+    """
+    return model_input(read_upload(s3, upload, image.size), image.format, contract)

@@ -23,17 +23,6 @@ class ImageFacts(BaseModel):
     sha256: str
 
 
-class Artifact(BaseModel):
-    """A preprocessed model input stored under the artifact prefix (expired by lifecycle after a short time)."""
-
-    bucket: str
-    key: str
-    content_type: str
-    size: int
-    preprocessing_version: str
-    contract: str
-
-
 class Result(BaseModel):
     """A terminal record in both forms the Persist states need."""
 
@@ -50,7 +39,6 @@ class PipelineState(BaseModel):
     execution_arn: str
     prediction_key: str
     image: ImageFacts | None = None
-    artifact: Artifact | None = None
     result: Result | None = None
 
     @property
@@ -60,8 +48,6 @@ class PipelineState(BaseModel):
     def record(self, **fields) -> PredictionRecord:
         """A record for this run with provenance from everything learned so far."""
         known = {"input_sha256": self.image.sha256, "input_format": self.image.format} if self.image else {}
-        if self.artifact:
-            known |= {"preprocessing_version": self.artifact.preprocessing_version, "model_contract": self.artifact.contract}
         return PredictionRecord.for_upload(self.upload, self.execution_arn, **(known | fields))
 
     def concluded(self, record: PredictionRecord) -> "PipelineState":

@@ -1,8 +1,8 @@
-"""Reading uploads and artifacts from S3, pinned to the exact version S3 announced."""
+"""Reading uploads from S3, pinned to the exact version S3 announced."""
 
 from botocore.exceptions import ClientError
 
-from lesionflow.errors import ArtifactMissing, ImageRejected, RejectionClass
+from lesionflow.errors import ImageRejected, RejectionClass
 from lesionflow.uploads import Upload
 
 _GONE = {"NoSuchKey", "NoSuchVersion", "404"}
@@ -30,16 +30,3 @@ def read_upload(s3, upload: Upload, max_bytes: int) -> bytes:
     if len(body) > max_bytes:
         raise ImageRejected(f"the file is larger than the limit of {max_bytes} bytes", RejectionClass.TOO_LARGE)
     return body
-
-
-def read_artifact(s3, bucket: str, key: str) -> bytes:
-    try:
-        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as error:
-        if error.response["Error"]["Code"] in _GONE:
-            raise ArtifactMissing("the preprocessed artifact is gone (expired or deleted)") from error
-        raise
-
-
-def write_artifact(s3, bucket: str, key: str, body: bytes, content_type: str) -> None:
-    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)

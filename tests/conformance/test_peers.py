@@ -40,7 +40,7 @@ def read(contract, body: str | bytes) -> dict[str, float]:
 
 
 def test_the_hugging_face_container_decodes_our_jpeg_as_the_image_its_pipeline_takes():
-    # Given what Preprocess sends for the Hugging Face contract
+    # Given what Infer sends for the Hugging Face contract
     contract = load_contract("hf-image-classification")
     body = model_input(upload_bytes(), "JPEG", contract)
 
@@ -68,7 +68,7 @@ def test_we_read_the_hugging_face_containers_answer():
 
 @pytest.mark.parametrize("name", ["tensor-json", "tensor-npy"])
 def test_the_pytorch_containers_decoder_reads_our_tensor_as_the_channel_first_image(name):
-    # Given what Preprocess sends for a tensor contract
+    # Given what Infer sends for a tensor contract
     contract = load_contract(name)
     body = model_input(upload_bytes(), "JPEG", contract)
 

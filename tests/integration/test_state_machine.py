@@ -100,10 +100,11 @@ def test_a_truncated_jpeg_is_rejected_by_preprocessing(stack, lambda_api, endpoi
     # When the pipeline runs
     execution = run(stack, execution_input)
 
-    # Then it ends REJECTED (a permanent verdict), not FAILED
+    # Then it ends REJECTED (a permanent verdict), not FAILED, before anything reaches the model
     assert execution["status"] == "SUCCEEDED"
     [record] = records_of(stack, key)
     assert record["status"] == "REJECTED" and "truncated" in record["reason"]
+    assert endpoint.requests == []
 
 
 def test_a_malformed_model_answer_ends_failed_and_fails_the_execution(stack, lambda_api, endpoint):

@@ -22,7 +22,7 @@ def test_the_container_answers_ping_and_invocations_in_its_contract(model_dir, n
     app = application({"SM_MODEL_DIR": str(model_dir), "LESIONFLOW_CONTRACT": name})
     contract = load_contract(name)
 
-    # When SageMaker checks its health and sends what Preprocess prepared
+    # When SageMaker checks its health and sends what Infer prepares
     ping = Client(app).get("/ping")
     answer = Client(app).post("/invocations", data=model_input(jpeg(300, 300), "JPEG", contract),
                               content_type=contract.content_type)

@@ -23,7 +23,7 @@ def uploaded(stack):
 
 
 def test_every_function_has_a_sample_event():
-    assert sorted(path.stem for path in EVENTS.glob("*.json")) == ["dispatch", "infer", "preprocess", "validate"]
+    assert sorted(path.stem for path in EVENTS.glob("*.json")) == ["dispatch", "infer", "validate"]
 
 
 def test_the_dispatch_event_starts_the_execution_the_validate_event_describes(uploaded):
@@ -38,24 +38,14 @@ def test_the_dispatch_event_starts_the_execution_the_validate_event_describes(up
     assert started["upload"] == event("validate")["upload"]
 
 
-def test_the_validate_event_yields_the_image_facts_of_the_preprocess_event(uploaded):
+def test_the_validate_event_yields_the_image_facts_of_the_infer_event(uploaded):
     result = uploaded.functions["ValidateFunction"].invoke(event("validate"))
     assert "result" not in result
-    assert result["image"] == event("preprocess")["image"]
-
-
-def test_the_preprocess_event_stores_the_artifact_the_infer_event_names(uploaded):
-    result = uploaded.functions["PreprocessFunction"].invoke(event("preprocess"))
-    assert result["artifact"] == event("infer")["artifact"]
-    stored = boto3.client("s3").head_object(Bucket=uploaded.bucket, Key=result["artifact"]["key"])
-    assert stored["ContentType"] == "image/jpeg"
+    assert result["image"] == event("infer")["image"]
 
 
 def test_the_infer_event_concludes_with_a_succeeded_record(uploaded, endpoint):
-    # Given the artifact the infer event names, as preprocess stored it
-    uploaded.functions["PreprocessFunction"].invoke(event("preprocess"))
-
-    # When the infer event is replayed
+    # When the infer event is replayed against the uploaded sample
     result = uploaded.functions["InferFunction"].invoke(event("infer"))
 
     # Then the record and its DynamoDB form are ready for the Persist states

@@ -50,14 +50,13 @@ def test_every_kind_of_fault_is_covered():
 
 @pytest.mark.parametrize("kind", list(FaultKind), ids=str)
 def test_each_injected_fault_becomes_the_pipeline_error_for_it(stack, model_endpoint, kind):
-    # Given a prepared artifact and an endpoint that answers every request with this fault
-    artifact_state = stack.functions["PreprocessFunction"].invoke(
-        stack.functions["ValidateFunction"].invoke(state_for(stack, "uploads/f.jpg", jpeg(300, 300))))
+    # Given a validated upload and an endpoint that answers every request with this fault
+    validated_state = stack.functions["ValidateFunction"].invoke(state_for(stack, "uploads/f.jpg", jpeg(300, 300)))
     model_endpoint.faults = FaultInjector(rate=1.0, kinds=(kind,), delay_seconds=1.3)
 
     # When the Infer handler calls it, Then it raises the matching error...
     with pytest.raises(RAISED[kind]) as raised:
-        stack.functions["InferFunction"].invoke(artifact_state)
+        stack.functions["InferFunction"].invoke(validated_state)
 
     # ...which the state machine retries exactly when the fault is transient
     assert (raised.type.__name__ in TRANSIENT) == (kind not in PERMANENT)
@@ -65,9 +64,8 @@ def test_each_injected_fault_becomes_the_pipeline_error_for_it(stack, model_endp
 
 
 def test_without_faults_the_same_endpoint_answers_with_the_model(stack, model_endpoint):
-    artifact_state = stack.functions["PreprocessFunction"].invoke(
-        stack.functions["ValidateFunction"].invoke(state_for(stack, "uploads/ok.jpg", jpeg(300, 300))))
-    result = stack.functions["InferFunction"].invoke(artifact_state)
+    validated_state = stack.functions["ValidateFunction"].invoke(state_for(stack, "uploads/ok.jpg", jpeg(300, 300)))
+    result = stack.functions["InferFunction"].invoke(validated_state)
     assert result["result"]["record"]["status"] == "SUCCEEDED"
 
 

@@ -67,7 +67,7 @@ def test_the_demo_model_is_generated_byte_identically(tmp_path):
 
 @pytest.mark.parametrize("name", contract_names())
 def test_the_endpoint_speaks_every_contract_and_the_pipeline_reads_its_answer(classifier, name):
-    # Given the endpoint serving the demo model through a contract, and what Preprocess sends for that contract
+    # Given the endpoint serving the demo model through a contract, and what Infer sends for that contract
     contract = load_contract(name)
     server = ModelServer(classifier, contract=contract)
     body = model_input(jpeg(600, 450, colour=(150, 80, 70)), "JPEG", contract)

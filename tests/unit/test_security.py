@@ -83,8 +83,7 @@ def kms_actions(resource: str) -> set[str]:
 @pytest.mark.parametrize(("resource", "needed"), [
     ("DispatchFunction", {"kms:Decrypt"}),  # receives from the encrypted queue
     ("ValidateFunction", {"kms:Decrypt"}),  # reads uploads
-    ("PreprocessFunction", {"kms:Decrypt", "kms:GenerateDataKey"}),  # reads uploads, writes artifacts
-    ("InferFunction", {"kms:Decrypt"}),  # reads artifacts
+    ("InferFunction", {"kms:Decrypt"}),  # reads uploads
     ("PipelineStateMachine", {"kms:Decrypt", "kms:GenerateDataKey"}),  # writes the table and the prediction JSON
 ])
 def test_each_role_may_use_the_data_key_for_exactly_what_it_reads_and_writes(resource, needed):

@@ -1,4 +1,4 @@
-"""The Validate, Preprocess and Infer handlers on their own: pinned reads, limits and endpoint errors."""
+"""The Validate and Infer handlers on their own: pinned reads, limits, preprocessing and endpoint errors."""
 
 import json
 from pathlib import Path
@@ -60,11 +60,9 @@ def test_a_rejection_record_carries_provenance_and_no_prediction(stack):
 
 
 @pytest.fixture
-def artifact_state(stack):
-    """The state the Infer task receives, its artifact stored by the real Preprocess handler."""
-    state = state_for(stack, "uploads/ok.jpg", jpeg(300, 300))
-    validated = stack.functions["ValidateFunction"].invoke(state)
-    return stack.functions["PreprocessFunction"].invoke(validated)
+def validated_state(stack):
+    """The state the Infer task receives: the upload's facts, as the real Validate handler found them."""
+    return stack.functions["ValidateFunction"].invoke(state_for(stack, "uploads/ok.jpg", jpeg(300, 300)))
 
 
 @pytest.mark.parametrize(("status", "error_type", "body", "raised"), [
@@ -77,29 +75,37 @@ def artifact_state(stack):
     (200, None, json.dumps([{"label": "unicorn", "score": 0.9}]).encode(), errors.ModelResponseInvalid),
 ], ids=["throttled", "not-ready", "unavailable", "container-5xx", "container-4xx", "malformed", "unknown-label"])
 def test_endpoint_failures_raise_the_errors_the_state_machine_retries_or_records(
-        stack, endpoint, artifact_state, status, error_type, body, raised):
+        stack, endpoint, validated_state, status, error_type, body, raised):
     # Given an endpoint that keeps answering this way (the SDK's own retry gets the same answer)
     for _ in range(3):
         endpoint.then(status, body, error_type=error_type)
 
     # Then the Infer handler raises the matching pipeline error (Step Functions matches on its name)
     with pytest.raises(raised):
-        stack.functions["InferFunction"].invoke(artifact_state)
+        stack.functions["InferFunction"].invoke(validated_state)
 
 
-def test_infer_names_the_artifact_gone_when_it_expired(stack, endpoint, artifact_state):
-    boto3.client("s3").delete_object(Bucket=stack.bucket, Key=artifact_state["artifact"]["key"])
-    with pytest.raises(errors.ArtifactMissing):
-        stack.functions["InferFunction"].invoke(artifact_state)
+def test_infer_rejects_an_upload_deleted_after_validation_without_calling_the_model(stack, endpoint, validated_state):
+    # Given an upload whose version was deleted between Validate and Infer
+    upload = validated_state["upload"]
+    boto3.client("s3").delete_object(Bucket=stack.bucket, Key=upload["key"], VersionId=upload["version_id"])
+
+    # When the Infer handler runs
+    record = stack.functions["InferFunction"].invoke(validated_state)["result"]["record"]
+
+    # Then the verdict is REJECTED as gone, with the facts validation found, and the endpoint never heard of it
+    assert (record["status"], record["rejection_class"]) == ("REJECTED", "gone-before-processing")
+    assert record["input_format"] == "JPEG"
+    assert endpoint.requests == []
 
 
-def test_infer_returns_the_top_label_with_its_confidence_and_provenance(stack, endpoint, artifact_state):
+def test_infer_returns_the_top_label_with_its_confidence_and_provenance(stack, endpoint, validated_state):
     # Given a model sure enough (over the 0.6 review threshold) that names itself as LesionFlow's container does
     endpoint.then(200, hf_answer(vascular_lesions=0.7, melanoma=0.3),
                   headers={"X-Amzn-SageMaker-Custom-Attributes": "model=vit-ham;version=3"})
 
     # When the Infer handler runs
-    record = stack.functions["InferFunction"].invoke(artifact_state)["result"]["record"]
+    record = stack.functions["InferFunction"].invoke(validated_state)["result"]["record"]
 
     # Then the record has the top label, needs no review, and says which model, contract and pixels produced it
     assert (record["label"], record["confidence"], record["needs_review"]) == ("vasc", 0.7, False)

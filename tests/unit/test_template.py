@@ -40,8 +40,7 @@ def test_uploads_notify_the_ingest_queue_and_outputs_never_land_under_uploads():
     assert queue["Event"] == "s3:ObjectCreated:*"
     assert queue["Queue"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
     assert queue["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": prefix("Uploads")}]
-    for output in ("Artifacts", "Predictions"):
-        assert not LAYOUT[output].startswith(LAYOUT["Uploads"])
+    assert not LAYOUT["Predictions"].startswith(LAYOUT["Uploads"])
 
 
 def test_nothing_is_granted_write_access_under_the_upload_prefix():
@@ -61,18 +60,14 @@ def test_the_bucket_is_private_encrypted_versioned_and_tls_only():
         "Deny", "s3:*", {"Bool": {"aws:SecureTransport": "false"}})
 
 
-def test_preprocessed_artifacts_expire_quickly_bytes_included():
+def test_replaced_versions_expire_and_leave_no_delete_markers_behind():
     rules = RESOURCES["ImageBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
-    [artifacts] = [rule for rule in rules if rule.get("Prefix") == prefix("Artifacts")]
-    assert artifacts["ExpirationInDays"] == {"Ref": "ArtifactExpirationDays"}
-    assert TEMPLATE["Parameters"]["ArtifactExpirationDays"]["Default"] <= 7
-    # the bucket is versioned: expiry leaves a noncurrent version unless that expires too
-    assert artifacts["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
+    # the bucket is versioned: an overwritten or deleted upload stays as a noncurrent version unless that expires too
+    assert any(rule.get("NoncurrentVersionExpiration") for rule in rules)
     assert any(rule.get("ExpiredObjectDeleteMarker") for rule in rules)
 
 
-@pytest.mark.parametrize(("function", "readable"), [("ValidateFunction", "Uploads"), ("PreprocessFunction", "Uploads"),
-                                                    ("InferFunction", "Artifacts")])
+@pytest.mark.parametrize(("function", "readable"), [("ValidateFunction", "Uploads"), ("InferFunction", "Uploads")])
 def test_functions_that_read_objects_may_list_their_prefix_so_a_missing_object_is_a_404(function, readable):
     # Without s3:ListBucket, S3 answers 403 for a missing key and "deleted before processing" would become FAILED
     statements = RESOURCES[function]["Properties"]["Policies"][0]["Statement"]
