@@ -167,8 +167,8 @@ def run_once(uploads: int, timeout: float = 900) -> dict:
         "requests": [{"caller": c, "service": s, "operation": o, "count": n}
                      for (c, s, o), n in sorted(counter.counts.items())],
         "executions": executions, "memory_mb": memory, "log_bytes": log_bytes,
-        "items": [_item_size(record) for record in records],
-        "gsi_keys": _gsi_keys(), "log": str(log_path.relative_to(ROOT)),
+        "items": [_write_sizes(record, _gsi_projections()) for record in records],
+        "log": str(log_path.relative_to(ROOT)),
     }
 
 
@@ -307,10 +307,15 @@ def _ms(seconds: dict[str, list[float]]) -> dict[str, list[float]]:
     return {name: [round(value * 1000, 2) for value in values] for name, values in seconds.items()}
 
 
-def _item_size(item: dict) -> dict:
-    """The record's DynamoDB item size (bytes, as DynamoDB counts them, approximately) and the keys it carries."""
-    return {"bytes": sum(len(name.encode()) + _value_size(value) for name, value in item.items()),
-            "attributes": sorted(item)}
+def _write_sizes(item: dict, projections: dict[str, tuple[str, list[str] | None]]) -> dict:
+    """What writing the record costs, as DynamoDB sizes it (approximately): the item's bytes in the table and in each
+    index it has a partition key for (the whole item, or only the attributes the index projects)."""
+    def size(names) -> int:
+        return sum(len(name.encode()) + _value_size(item[name]) for name in names if name in item)
+
+    landed = {index: projected for index, (partition, projected) in projections.items() if partition in item}
+    return {"bytes": size(item), "whole_writes": 1 + sum(projected is None for projected in landed.values()),
+            "index_bytes": {index: size(item if projected is None else projected) for index, projected in landed.items()}}
 
 
 def _value_size(value) -> int:
@@ -330,13 +335,19 @@ def _value_size(value) -> int:
     return len(str(value))
 
 
-def _gsi_keys() -> dict[str, str]:
-    """Each global secondary index of the prediction table and its partition key (an item is written to an index
-    only when it has that key), from the template."""
+def _gsi_projections() -> dict[str, tuple[str, list[str] | None]]:
+    """Each global secondary index of the prediction table: its partition key and the attributes it holds (None: all
+    of them), from the template."""
     from lesionflow_local.template import load
-    indexes = load()["Resources"]["PredictionTable"]["Properties"]["GlobalSecondaryIndexes"]
-    return {index["IndexName"]: next(k["AttributeName"] for k in index["KeySchema"] if k["KeyType"] == "HASH")
-            for index in indexes}
+    table = load()["Resources"]["PredictionTable"]["Properties"]
+    keys = [key["AttributeName"] for key in table["KeySchema"]]
+    projections = {}
+    for index in table["GlobalSecondaryIndexes"]:
+        own = {key["KeyType"]: key["AttributeName"] for key in index["KeySchema"]}
+        projection = index["Projection"]
+        projections[index["IndexName"]] = (own["HASH"], None if projection["ProjectionType"] == "ALL" else
+                                           keys + list(own.values()) + projection.get("NonKeyAttributes", []))
+    return projections
 
 
 def summarise(result: dict) -> dict:

@@ -58,9 +58,29 @@ def listing(table, filters: Filters, limit: int | None, page_size: int = 100) ->
     for index, partition, condition in _queries(filters):
         query = {"IndexName": index, "KeyConditionExpression": partition & window if window else partition,
                  "ScanIndexForward": False, "Limit": page_size}
-        found += _pages(table, query | ({"FilterExpression": condition} if condition else {}), limit)
+        matches = list(_pages(table, query | ({"FilterExpression": condition} if condition else {}), limit))
+        found += matches if _holds_whole_records(table, index) else _whole_records(table, matches)
     found.sort(key=lambda record: record["created_at"], reverse=True)
     return found[:limit] if limit else found
+
+
+def _holds_whole_records(table, index: str) -> bool:
+    """Whether an index projects every attribute (the template keeps some to keys and filters, to halve writes)."""
+    return any(each["IndexName"] == index and each["Projection"]["ProjectionType"] == "ALL"
+               for each in table.global_secondary_indexes or [])
+
+
+def _whole_records(table, matches: list[dict], batch: int = 100) -> list[dict]:
+    """The table's records for index matches, by key (BatchGetItem, 100 keys a call, unprocessed keys retried)."""
+    keys = [{"image_key": match["image_key"], "upload_version": match["upload_version"]} for match in matches]
+    records: list[dict] = []
+    for start in range(0, len(keys), batch):
+        request = {table.name: {"Keys": keys[start:start + batch]}}
+        while request:
+            answer = table.meta.client.batch_get_item(RequestItems=request)
+            records += answer["Responses"].get(table.name, [])
+            request = answer.get("UnprocessedKeys") or {}
+    return records
 
 
 def _queries(filters: Filters) -> list[tuple]:

@@ -3,11 +3,13 @@
 import json
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import boto3
 import pytest
 from boto3.dynamodb.conditions import Key
 
+from lesionflow_cli.predictions import Filters, listing
 from tests.support import hf_answer, jpeg, upload_input
 
 WAIT_SECONDS = 60
@@ -190,10 +192,14 @@ def test_the_prediction_log_serves_its_three_access_patterns_with_queries(stack,
     # Then it is the newer upload, whatever order the two ran in
     assert [item["version_id"] for item in latest] == [newer["upload"]["version_id"]]
     assert latest[0]["label"] == "mel"
-    # and a label or a status over a time range is one Query on an index
+    # and a label or a status over a time range is one Query on an index (the label index holds keys and status
+    # only, so the lesionflow command reads the matches' whole records from the table by key)
     window = Key("created_at").between("2026-01-01T00:00:00Z", "2999-01-01T00:00:00Z")
-    by_label = table.query(IndexName="by-label", KeyConditionExpression=Key("label").eq("nv") & window)["Items"]
+    [indexed] = table.query(IndexName="by-label", KeyConditionExpression=Key("label").eq("nv") & window)["Items"]
+    assert "scores" not in indexed and indexed["status"] == "SUCCEEDED"
+    by_label = listing(table, Filters(label="nv", since="2026-01-01T00:00:00Z", until="2999-01-01T00:00:00Z"), None)
     assert [item["version_id"] for item in by_label] == [older["upload"]["version_id"]]
+    assert by_label[0]["scores"]["nv"] == Decimal("0.7")
     by_status = table.query(IndexName="by-status", KeyConditionExpression=Key("status").eq("REJECTED") & window)
     assert [item["image_key"] for item in by_status["Items"]] == ["uploads/empty.png"]
     assert by_status["Items"][0]["reason"] == "the file is empty (0 bytes)"
@@ -223,10 +229,9 @@ def test_predictions_that_need_review_are_listed_by_the_review_index(stack, lamb
     run(stack, unsure)
     run(stack, sure)
 
-    # When the review queue is queried
-    table = boto3.resource("dynamodb").Table(stack.table)
-    waiting = table.query(IndexName="by-review", KeyConditionExpression=Key("review").eq("NEEDED"))["Items"]
+    # When the review queue is listed (by the review index, then the whole records by key)
+    waiting = listing(boto3.resource("dynamodb").Table(stack.table), Filters(needs_review=True), None)
 
-    # Then only the unsure one is in it
+    # Then only the unsure one is in it, whole
     assert [item["image_key"] for item in waiting] == ["uploads/unsure.jpg"]
-    assert waiting[0]["needs_review"] is True
+    assert waiting[0]["needs_review"] is True and waiting[0]["scores"]
