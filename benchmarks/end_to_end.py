@@ -50,12 +50,17 @@ class RequestCounter:
     """WSGI middleware counting every request the local stack serves, as (caller, service, operation), and timing
     the SageMaker runtime's answers (the endpoint call a single-Lambda design would make too)."""
 
-    def __init__(self, app):
-        self.app = app
+    def __init__(self):
+        self.app = None
         self.active = False
         self.counts: Counter = Counter()
         self.endpoint_seconds: list[float] = []
         self._lock = threading.Lock()
+
+    def wrap(self, app) -> "RequestCounter":
+        """Count the requests ``app`` serves (LocalStackServer's ``middleware``)."""
+        self.app = app
+        return self
 
     def __call__(self, environ, start_response):
         if not self.active:
@@ -101,46 +106,27 @@ def classify(environ) -> tuple[str, str, str]:
 
 
 class HandlerTimer:
-    """Wraps each handler the local Lambda API loads, recording every invocation's duration by function."""
+    """Every Lambda invocation's duration, by function (LocalStackServer's ``on_invoke``)."""
 
     def __init__(self):
         self.active = False
         self.seconds: dict[str, list[float]] = defaultdict(list)
 
-    def install(self) -> None:
-        from lesionflow_local.lambdas import LocalFunction
-        original = LocalFunction.load
-        timer = self
-
-        def load(function):
-            handler = original(function)
-
-            def timed(event, context):
-                started = time.perf_counter()
-                try:
-                    return handler(event, context)
-                finally:
-                    if timer.active:
-                        timer.seconds[function.logical_id].append(time.perf_counter() - started)
-            return timed
-
-        LocalFunction.load = load
+    def __call__(self, function: str, seconds: float) -> None:
+        if self.active:
+            self.seconds[function].append(seconds)
 
 
 def run_once(uploads: int, timeout: float = 900) -> dict:
     """Start a local stack, push ``uploads`` HAM-size JPEGs through it, and return what was measured."""
     from lesionflow_local.server import LocalStackServer
 
-    timer = HandlerTimer()
-    timer.install()
+    timer, counter = HandlerTimer(), RequestCounter()
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log_path = LOG_DIR / f"end-to-end-{uploads}.log"
     bodies = upload_bodies()
     with log_path.open("w") as log, redirect_stdout(log):
-        server = LocalStackServer()
-        counter = RequestCounter(server.httpd.app)
-        server.httpd.app = counter
-        with server:
+        with LocalStackServer(middleware=counter.wrap, on_invoke=timer) as server:
             details = server.details()
             aws = _clients(server.endpoint_url)
             with ThreadPoolExecutor(1) as pool:

@@ -14,6 +14,7 @@ import time
 import re
 import traceback
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import unquote
@@ -66,6 +67,7 @@ class LocalFunction:
     environment: dict[str, str]
     region: str
     account: str
+    on_invoke: Callable[[str, float], None] | None = None  # hears (logical id, seconds) of every invocation
 
     def load(self):
         module_name, function_name = self.handler.rsplit(".", 1)
@@ -84,7 +86,13 @@ class LocalFunction:
         The context reports the time left of the template's Timeout; nothing stops a handler that runs past it."""
         with _ENVIRONMENT_LOCK, _environment(self.environment | {"AWS_LAMBDA_FUNCTION_NAME": self.logical_id}):
             context = LambdaContext(self.logical_id, self.memory_mb, self.timeout_seconds, self.region, self.account)
-            return self.load()(event, context)
+            handler = self.load()
+            started = time.perf_counter()
+            try:
+                return handler(event, context)
+            finally:
+                if self.on_invoke:
+                    self.on_invoke(self.logical_id, time.perf_counter() - started)
 
 
 @contextmanager

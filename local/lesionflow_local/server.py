@@ -8,6 +8,7 @@ AWS CLI pointed at it with dummy credentials works; moto's Step Functions calls 
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -47,9 +48,13 @@ class _Front:
 
 
 class LocalStackServer:
+    """The local stack on one port. ``middleware`` wraps the WSGI app that serves every request (to count or time
+    them); ``on_invoke(function, seconds)`` hears of every Lambda invocation once its handler returns or raises."""
+
     def __init__(self, port: int = 0, model_path: Path | None = None, parameters: dict[str, str] | None = None,
                  endpoint_faults: FaultInjector | None = None, delivery_faults: DeliveryFaults | None = None,
-                 overrides: dict[str, dict] | None = None):
+                 overrides: dict[str, dict] | None = None, middleware: Callable | None = None,
+                 on_invoke: Callable[[str, float], None] | None = None):
         self.model_path = Path(model_path) if model_path else default_model()
         self.parameters = {"EndpointName": LOCAL_ENDPOINT_NAME} | (parameters or {})
         self.overrides = overrides or {}
@@ -58,6 +63,8 @@ class LocalStackServer:
         self.model = ModelServer(OnnxImageClassifier(self.model_path), faults=endpoint_faults,
                                  contract=load_contract(self.parameter("ModelContract")))
         app = _Front(DomainDispatcherApplication(create_backend_app), self.lambdas, self.model)
+        app = middleware(app) if middleware else app
+        self.on_invoke = on_invoke
         self.httpd = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
         self.stop_polling = threading.Event()
         self.stack: LocalStack | None = None
@@ -79,6 +86,8 @@ class LocalStackServer:
         os.environ.update(CREDENTIALS | {"AWS_ENDPOINT_URL": self.endpoint_url})
         threading.Thread(target=self.httpd.serve_forever, name="lesionflow-local", daemon=True).start()
         self.stack = provision(self.parameters, endpoint_url=self.endpoint_url, overrides=self.overrides)
+        for function in self.stack.functions.values():
+            function.on_invoke = self.on_invoke
         self.lambdas.functions.update(self.stack.functions)
         threading.Thread(target=self._event_source().run, args=(self.stop_polling,), daemon=True).start()
         return self

@@ -64,3 +64,12 @@ def test_targets_and_costs_are_judged(quick):
     assert set(totals) == {"LesionFlow STANDARD", "LesionFlow EXPRESS", "single Lambda (system B)"}
     assert all(total > 0 for total in totals.values())
     assert "LesionFlow benchmarks (quick)" in report.summary(results)
+
+
+def test_the_local_run_hears_every_function_and_counts_the_pipelines_requests(quick):
+    # The local stack's on_invoke and middleware hooks are what the cost model's counts come from
+    results, _ = quick
+    run = results["end_to_end"][-1]
+    assert {"DispatchFunction", "ValidateFunction", "InferFunction"} <= set(run["handler_ms"])
+    counted = {(r["caller"], r["service"], r["operation"]) for r in run["requests"]}
+    assert {("pipeline", "sagemaker", "InvokeEndpoint"), ("pipeline", "s3", "GetObject")} <= counted
