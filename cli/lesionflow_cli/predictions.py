@@ -94,16 +94,26 @@ def _queries(filters: Filters) -> list[tuple]:
     return [("by-status", Key("status").eq(each), None) for each in ([filters.status] if filters.status else Status)]
 
 
+# How long after its created_at a record can reach the table: the persist step's retries take two minutes at most.
+LATE_WRITES = timedelta(minutes=3)
+
+
 def follow(table, since: str, interval: float, emit: Callable[[dict], None],
-           keep_going: Callable[[], bool]) -> None:
-    """Emit each record created after ``since`` once, oldest first, polling the status index every ``interval``."""
-    seen: set[tuple[str, str]] = set()
+           keep_going: Callable[[], bool], now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    """Emit each record created after ``since`` once, oldest first, polling the status index every ``interval``.
+
+    After the first poll, each reads only the last ``LATE_WRITES`` (records arrive at most that late), so a long watch
+    costs the same per poll as a short one; at high rates DynamoDB Streams would be the way (not built)."""
+    seen: dict[tuple[str, str], str] = {}
+    window_start = since
     while keep_going():
-        fresh = [record for record in listing(table, Filters(since=since), limit=None)
+        fresh = [record for record in listing(table, Filters(since=window_start), limit=None)
                  if (record["image_key"], record["upload_version"]) not in seen]
         for record in sorted(fresh, key=lambda r: r["created_at"]):
-            seen.add((record["image_key"], record["upload_version"]))
+            seen[(record["image_key"], record["upload_version"])] = record["created_at"]
             emit(record)
+        window_start = max(since, iso_utc(now() - LATE_WRITES))
+        seen = {key: created for key, created in seen.items() if created >= window_start}
         if keep_going():
             time.sleep(interval)
 
