@@ -127,6 +127,24 @@ def test_a_malformed_model_answer_ends_failed_and_fails_the_execution(stack, lam
     assert len(endpoint.requests) == 1  # a permanent error is not retried
 
 
+def test_a_failure_in_validate_is_recorded_and_fails_the_execution_before_any_name_was_derived(
+        stack, lambda_api, endpoint, monkeypatch):
+    # Given a Validate function that cannot start (a malformed setting), so the run fails in its first state
+    monkeypatch.setitem(stack.functions["ValidateFunction"].environment, "MAX_IMAGE_BYTES", "lots")
+    key = "uploads/early.jpg"
+    execution_input = put_upload(stack, key, jpeg(256, 256))
+
+    # When the pipeline runs
+    execution = run(stack, execution_input)
+
+    # Then the failure path still writes the FAILED record and its JSON under the upload id, then fails the run
+    assert execution["status"] == "FAILED"
+    [record] = records_of(stack, key)
+    assert record["status"] == "FAILED" and "InvalidInput" in record["reason"]
+    assert prediction_json(stack, execution_input)["upload_id"] == execution_input["upload"]["upload_id"]
+    assert endpoint.requests == []
+
+
 def test_endpoint_throttling_is_retried_and_then_succeeds(stack, lambda_api, endpoint):
     # Given an endpoint that throttles the first request
     key = "uploads/busy.jpg"

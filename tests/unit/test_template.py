@@ -75,6 +75,11 @@ def test_functions_that_read_objects_may_list_their_prefix_so_a_missing_object_i
     assert listing["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ImageBucket}"}
     [allowed] = listing["Condition"]["StringLike"]["s3:prefix"]
     assert allowed == {"Fn::Sub": ["${Prefix}*", {"Prefix": prefix(readable)}]}
+    # and may read exactly the version S3 announced under that prefix, nothing more
+    [reading] = [s for s in statements if "s3:GetObject" in s["Action"]]
+    assert reading["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
+    assert reading["Resource"] == {"Fn::Sub": ["arn:${AWS::Partition}:s3:::${ImageBucket}/${Prefix}*",
+                                               {"Prefix": prefix(readable)}]}
 
 
 def test_failed_messages_go_to_a_dead_letter_queue_after_five_receives_and_stay_fourteen_days():
