@@ -71,15 +71,21 @@ def _holds_whole_records(table, index: str) -> bool:
 
 
 def _whole_records(table, matches: list[dict], batch: int = 100) -> list[dict]:
-    """The table's records for index matches, by key (BatchGetItem, 100 keys a call, unprocessed keys retried)."""
+    """The table's records for index matches, by key: BatchGetItem, 100 keys a call, strongly consistent (a record
+    the index already shows is in the table), unprocessed keys retried with backoff."""
     keys = [{"image_key": match["image_key"], "upload_version": match["upload_version"]} for match in matches]
     records: list[dict] = []
     for start in range(0, len(keys), batch):
-        request = {table.name: {"Keys": keys[start:start + batch]}}
-        while request:
+        request = {table.name: {"Keys": keys[start:start + batch], "ConsistentRead": True}}
+        for attempt in range(8):
             answer = table.meta.client.batch_get_item(RequestItems=request)
             records += answer["Responses"].get(table.name, [])
             request = answer.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            time.sleep(min(0.05 * 2**attempt, 2.0))
+        else:
+            raise CommandError("the prediction table kept throttling reads: try again, or with a smaller --limit")
     return records
 
 
@@ -104,18 +110,22 @@ def follow(table, since: str, interval: float, emit: Callable[[dict], None],
 
     After the first poll, each reads only the last ``LATE_WRITES`` (records arrive at most that late), so a long watch
     costs the same per poll as a short one; at high rates DynamoDB Streams would be the way (not built)."""
-    seen: dict[tuple[str, str], str] = {}
+    seen: set[tuple[str, str, str]] = set()  # a FAILED record later replaced by SUCCEEDED is a new record to show
     window_start = since
     while keep_going():
         fresh = [record for record in listing(table, Filters(since=window_start), limit=None)
-                 if (record["image_key"], record["upload_version"]) not in seen]
+                 if _identity(record) not in seen]
         for record in sorted(fresh, key=lambda r: r["created_at"]):
-            seen[(record["image_key"], record["upload_version"])] = record["created_at"]
+            seen.add(_identity(record))
             emit(record)
         window_start = max(since, iso_utc(now() - LATE_WRITES))
-        seen = {key: created for key, created in seen.items() if created >= window_start}
+        seen = {identity for identity in seen if identity[2] >= window_start}
         if keep_going():
             time.sleep(interval)
+
+
+def _identity(record: dict) -> tuple[str, str, str]:
+    return record["image_key"], record["upload_version"], record["created_at"]
 
 
 def _window(filters: Filters):

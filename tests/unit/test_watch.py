@@ -12,31 +12,35 @@ from lesionflow_local.stack import LOCAL_HASH_KEY
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
-def put_record(table_name: str, name: str, created: datetime) -> None:
+def put_record(table_name: str, name: str, created: datetime, uploaded: datetime | None = None,
+               status: str = "FAILED") -> None:
     upload = ObjectVersion(bucket="b", key=f"uploads/{name}.jpg", size=1, etag=name,
-                           event_time=created).identified(LOCAL_HASH_KEY.encode())
+                           event_time=uploaded or created).identified(LOCAL_HASH_KEY.encode())
     record = PredictionRecord.for_upload(upload, "arn:aws:states:us-east-1:123456789012:execution:sm:run",
-                                         status="REJECTED", reason="test")
+                                         status=status, reason="test")
     item = record.model_copy(update={"created_at": iso_utc(created)}).to_item()
     boto3.client("dynamodb").put_item(TableName=table_name, Item=item)
 
 
 def test_watch_emits_each_record_once_catches_late_writes_and_reads_only_recent_minutes(stack):
-    # Given a record from half an hour ago, a watch started an hour back, and, written while the watch runs, one
-    # record stamped a minute ago (a late write) and one stamped well before the late-write allowance
+    # Given a FAILED record from half an hour ago, a watch started an hour back, and, written while the watch runs,
+    # one record stamped a minute ago (a late write), one stamped well before the late-write allowance, and then
+    # a rerun's verdict replacing the FAILED record
     table = boto3.resource("dynamodb").Table(stack.table)
     put_record(stack.table, "earlier", NOW - timedelta(minutes=30))
-    emitted, polls = [], iter(range(3))
+    emitted, answers = [], iter([True] * 5)  # asked before each poll and each pause: three polls
 
     def emit(record: dict) -> None:
         emitted.append(record["image_key"])
-        if record["image_key"] == "uploads/earlier.jpg":
+        if len(emitted) == 1:
             put_record(stack.table, "late", NOW - timedelta(minutes=1))
             put_record(stack.table, "too-late", NOW - LATE_WRITES - timedelta(minutes=5))
+        if len(emitted) == 2:
+            put_record(stack.table, "earlier", NOW, uploaded=NOW - timedelta(minutes=30), status="REJECTED")
 
-    # When it polls twice
-    follow(table, iso_utc(NOW - timedelta(hours=1)), 0, emit, lambda: next(polls, None) is not None, now=lambda: NOW)
+    # When it polls three times (the late record is in the window of the last two)
+    follow(table, iso_utc(NOW - timedelta(hours=1)), 0, emit, lambda: next(answers, False), now=lambda: NOW)
 
-    # Then the earlier record and the late one are emitted once each; the later polls no longer read back as far
-    # as the record stamped before the allowance
-    assert emitted == ["uploads/earlier.jpg", "uploads/late.jpg"]
+    # Then each record is emitted once, the replaced one again with its new verdict; the later polls no longer read
+    # back as far as the record stamped before the allowance
+    assert emitted == ["uploads/earlier.jpg", "uploads/late.jpg", "uploads/earlier.jpg"]
