@@ -131,7 +131,7 @@ def reference_lines(c: dict, assumptions: dict, baseline_b_ms: float) -> list[Li
 
 def cheap_wins(c: dict, prices: dict) -> list[dict]:
     """Product changes the counts still point at, each priced per million images with the same prices (not
-    implemented: see the README's cost section for those taken and why these are not)."""
+    implemented; the report says which were taken)."""
     p = {key: value["usd"] * MILLION for key, value in prices["prices"].items()}
     item_kb = max(1, math.ceil(c["item_bytes"] / 1024))
     dynamodb_saving = c["whole_record_writes"] * (item_kb - 1) * p["dynamodb_on_demand_wru"]

@@ -145,6 +145,7 @@ def run_once(uploads: int, timeout: float = 900) -> dict:
             log_bytes = log_path.stat().st_size - log_start
             executions = _executions(aws, details, started)
     stages = _stage_latencies(log_path, log_start)
+    projections = _gsi_projections()
     return {
         "uploads": uploads, "records": len(records), "statuses": dict(Counter(r["status"] for r in records)),
         "wall_seconds": drained - started, **_latencies(records),
@@ -153,7 +154,7 @@ def run_once(uploads: int, timeout: float = 900) -> dict:
         "requests": [{"caller": c, "service": s, "operation": o, "count": n}
                      for (c, s, o), n in sorted(counter.counts.items())],
         "executions": executions, "memory_mb": memory, "log_bytes": log_bytes,
-        "items": [_write_sizes(record, _gsi_projections()) for record in records],
+        "items": [_write_sizes(record, projections) for record in records],
         "log": str(log_path.relative_to(ROOT)),
     }
 

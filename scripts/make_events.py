@@ -49,7 +49,6 @@ def main() -> None:
     execution_arn = f"{names.execution_prefix}:{upload.upload_id}"
     validate = json.loads(execution_input(upload)) | {
         "execution_arn": execution_arn, "prediction_key": f"{names.prediction_prefix}{upload.upload_id}.json"}
-    facts = inspect(data, ImageLimits(), sha256(data).hexdigest())
     infer = validate | {"image": inspect(data, ImageLimits(), sha256(data).hexdigest()).model_dump(mode="json")}
     for name, event in {"dispatch": dispatch, "validate": validate, "infer": infer}.items():
         (ROOT / "events" / f"{name}.json").write_text(json.dumps(event, indent=2) + "\n")

@@ -2,7 +2,7 @@
 
 The model input is made where it is sent (the Infer step), not stored in S3 between two steps: an S3 PUT and GET per
 image cost more than the rest of the pipeline's requests together (``make bench``, cost section), and image bytes do not
-travel in the state document (ARCHITECTURE.md).
+travel in the state document (README, Architecture).
 """
 
 from io import BytesIO

@@ -1,7 +1,7 @@
 """The identity of one upload: which object version the pipeline works on, and the names derived from it.
 
 Object keys may contain a patient's name, so everything that leaves the bucket (execution names, log fields, metric
-dimensions, artifact and prediction keys) uses the hashes defined here instead of the key. They are HMACs under the
+dimensions, prediction keys) uses the hashes defined here instead of the key. They are HMACs under the
 stack's secret hash key: a plain hash of a guessable key ("uploads/jane-doe.jpg") could be reversed by trying names.
 """
 

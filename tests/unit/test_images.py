@@ -227,7 +227,7 @@ def test_the_model_input_carries_no_exif_or_text_from_the_upload(fmt):
     # When it is turned into the model input
     body = model_input(data, fmt, CONTRACT)
 
-    # Then none of that metadata is in the artifact sent to the model
+    # Then none of that metadata is in the input sent to the model
     with Image.open(BytesIO(body)) as image:
         assert not image.getexif() and "exif" not in image.info
     assert b"Jane Patient" not in body and b"clinic 7" not in body
