@@ -91,7 +91,7 @@ fault-run: $(VENV)/.installed
 
 # Measurements (not tests), written to docs/benchmarks.md with a summary printed: preprocessing per model contract
 # against the source systems' ways and the decode floor, cold starts, 100 to 1,000 uploads through the local stack,
-# and the cost per million images they imply (benchmarks/; about 6 minutes).
+# and the cost per million images they imply (benchmarks/; about 7 minutes).
 bench: $(VENV)/.installed
 	$(VENV)/bin/python -m benchmarks
 

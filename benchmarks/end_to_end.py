@@ -302,7 +302,8 @@ def _write_sizes(item: dict, projections: dict[str, tuple[str, list[str] | None]
 
     landed = {index: projected for index, (partition, projected) in projections.items() if partition in item}
     return {"bytes": size(item), "whole_writes": 1 + sum(projected is None for projected in landed.values()),
-            "index_bytes": {index: size(item if projected is None else projected) for index, projected in landed.items()}}
+            "index_bytes": {index: size(item if projected is None else projected)
+                            for index, projected in landed.items()}}
 
 
 def _value_size(value) -> int:
