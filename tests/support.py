@@ -5,7 +5,6 @@ import threading
 from collections import deque
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from io import BytesIO
 
 import boto3
 from PIL import Image
@@ -13,13 +12,8 @@ from PIL import Image
 from lesionflow.contracts import HAM10000_LABELS
 from lesionflow.dispatch import execution_input
 from lesionflow.uploads import ObjectVersion
+from lesionflow_local.fault_plan import encode
 from lesionflow_local.stack import LOCAL_HASH_KEY
-
-
-def encode(image: Image.Image, fmt: str = "JPEG", **options) -> bytes:
-    out = BytesIO()
-    image.save(out, format=fmt, **options)
-    return out.getvalue()
 
 
 def jpeg(width: int = 64, height: int = 48, colour=(180, 120, 100), **options) -> bytes:

@@ -32,7 +32,8 @@ class FaultInput:
     body: bytes
 
 
-def _encode(image: Image.Image, fmt: str, **options) -> bytes:
+def encode(image: Image.Image, fmt: str = "JPEG", **options) -> bytes:
+    """An image's file in ``fmt`` (the tests build their inputs with it too)."""
     out = BytesIO()
     image.save(out, format=fmt, **options)
     return out.getvalue()
@@ -47,18 +48,18 @@ def _lesion(size=(300, 225), colour=(150, 90, 70)) -> Image.Image:
 def _exif_rotated() -> bytes:
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise to view
-    return _encode(_lesion(), "JPEG", exif=exif.tobytes())
+    return encode(_lesion(), "JPEG", exif=exif.tobytes())
 
 
 def _palette_with_transparency() -> bytes:
     palette = Image.new("P", (200, 200), 1)
     palette.putpalette([0, 255, 0, 150, 90, 70] + [0] * 762)
-    return _encode(palette, "PNG", transparency=0)
+    return encode(palette, "PNG", transparency=0)
 
 
 def _two_frames() -> bytes:
     frames = [_lesion(), _lesion(colour=(20, 20, 200))]
-    return _encode(frames[0], "PNG", save_all=True, append_images=frames[1:])
+    return encode(frames[0], "PNG", save_all=True, append_images=frames[1:])
 
 
 def png_declaring(width: int, height: int) -> bytes:
@@ -71,23 +72,23 @@ def png_declaring(width: int, height: int) -> bytes:
 
 def jpeg_declaring(width: int, height: int) -> bytes:
     """A small JPEG whose frame header claims ``width`` x ``height``."""
-    data = bytearray(_encode(_lesion((64, 64)), "JPEG"))
+    data = bytearray(encode(_lesion((64, 64)), "JPEG"))
     frame = data.index(b"\xff\xc0")
     data[frame + 5:frame + 9] = struct.pack(">HH", height, width)
     return bytes(data)
 
 
 VALID = [
-    FaultInput("ham-size.jpg", "SUCCEEDED", _encode(_lesion((600, 450)), "JPEG", quality=90)),
-    FaultInput("progressive.jpg", "SUCCEEDED", _encode(_lesion(), "JPEG", progressive=True)),
-    FaultInput("cmyk.jpg", "SUCCEEDED", _encode(_lesion().convert("CMYK"), "JPEG")),
-    FaultInput("grey.png", "SUCCEEDED", _encode(_lesion().convert("L"), "PNG")),
-    FaultInput("16-bit.png", "SUCCEEDED", _encode(Image.new("I;16", (200, 200), 40000), "PNG")),
-    FaultInput("alpha.png", "SUCCEEDED", _encode(Image.new("RGBA", (200, 200), (0, 255, 0, 0)), "PNG")),
+    FaultInput("ham-size.jpg", "SUCCEEDED", encode(_lesion((600, 450)), "JPEG", quality=90)),
+    FaultInput("progressive.jpg", "SUCCEEDED", encode(_lesion(), "JPEG", progressive=True)),
+    FaultInput("cmyk.jpg", "SUCCEEDED", encode(_lesion().convert("CMYK"), "JPEG")),
+    FaultInput("grey.png", "SUCCEEDED", encode(_lesion().convert("L"), "PNG")),
+    FaultInput("16-bit.png", "SUCCEEDED", encode(Image.new("I;16", (200, 200), 40000), "PNG")),
+    FaultInput("alpha.png", "SUCCEEDED", encode(Image.new("RGBA", (200, 200), (0, 255, 0, 0)), "PNG")),
     FaultInput("palette-transparent.png", "SUCCEEDED", _palette_with_transparency()),
     FaultInput("exif-rotated.jpg", "SUCCEEDED", _exif_rotated()),
     FaultInput("two-frames.png", "SUCCEEDED", _two_frames()),
-    FaultInput("photo.jpg", "SUCCEEDED", _encode(_lesion((1024, 768)), "JPEG")),
+    FaultInput("photo.jpg", "SUCCEEDED", encode(_lesion((1024, 768)), "JPEG")),
 ]
 INVALID = [
     FaultInput("empty.jpg", "REJECTED", b""),
@@ -95,13 +96,13 @@ INVALID = [
     FaultInput("page.png", "REJECTED", b"<!doctype html><html><body>upload</body></html>"),
     FaultInput("report.jpg", "REJECTED", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n"),
     FaultInput("noise.jpg", "REJECTED", random.Random(7).randbytes(4096)),
-    FaultInput("truncated.jpg", "REJECTED", _encode(_lesion(), "JPEG", quality=95)[:700]),
-    FaultInput("truncated.png", "REJECTED", _encode(_lesion(), "PNG")[:300]),
+    FaultInput("truncated.jpg", "REJECTED", encode(_lesion(), "JPEG", quality=95)[:700]),
+    FaultInput("truncated.png", "REJECTED", encode(_lesion(), "PNG")[:300]),
     FaultInput("bomb.png", "REJECTED", png_declaring(100_000, 100_000)),
     FaultInput("bomb.jpg", "REJECTED", jpeg_declaring(60_000, 60_000)),
-    FaultInput("bitmap.jpg", "REJECTED", _encode(_lesion(), "BMP")),
-    FaultInput("scan.tiff", "REJECTED", _encode(_lesion(), "TIFF")),
-    FaultInput("tiny.png", "REJECTED", _encode(_lesion((8, 8)), "PNG")),
+    FaultInput("bitmap.jpg", "REJECTED", encode(_lesion(), "BMP")),
+    FaultInput("scan.tiff", "REJECTED", encode(_lesion(), "TIFF")),
+    FaultInput("tiny.png", "REJECTED", encode(_lesion((8, 8)), "PNG")),
 ]
 # Interleaved, so that any run of consecutive uploads mixes valid and invalid input (about 45% invalid).
 INPUTS = [item for pair in zip(VALID + VALID[:2], INVALID) for item in pair]
