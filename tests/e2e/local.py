@@ -39,20 +39,20 @@ def upload(aws, stack: dict, key: str, body: bytes) -> None:
     aws("s3").put_object(Bucket=stack["bucket"], Key=key, Body=body)
 
 
-def records_of(aws, stack: dict, key: str) -> list[dict]:
+def records_of(stack: dict, key: str) -> list[dict]:
     table = boto3.resource("dynamodb", endpoint_url=stack["endpoint_url"], region_name=stack["region"],
                            aws_access_key_id="dummy", aws_secret_access_key="dummy").Table(stack["table"])
     return table.query(KeyConditionExpression=Key("image_key").eq(key))["Items"]
 
 
-def wait_for(aws, stack: dict, keys: list[str], settle: float = 1.0) -> dict[str, list[dict]]:
+def wait_for(stack: dict, keys: list[str], settle: float = 1.0) -> dict[str, list[dict]]:
     """Every key's records once each has one, plus a moment for any unwanted second record to show up."""
     deadline = time.monotonic() + WAIT_SECONDS
-    while not all(records_of(aws, stack, key) for key in keys):
+    while not all(records_of(stack, key) for key in keys):
         assert time.monotonic() < deadline, "some uploads never got a record"
         time.sleep(0.25)
     time.sleep(settle)
-    return {key: records_of(aws, stack, key) for key in keys}
+    return {key: records_of(stack, key) for key in keys}
 
 
 def queue_drained(aws, url: str) -> bool:

@@ -106,7 +106,7 @@ def test_backfill_classifies_objects_that_never_notified_and_is_idempotent(local
     # When they are backfilled twice
     first = lesionflow(local_stack, "backfill", "--prefix", "dataset/")
     deadline = time.monotonic() + 90
-    while not all(records_of(None, local_stack, key) for key in keys):
+    while not all(records_of(local_stack, key) for key in keys):
         assert time.monotonic() < deadline
         time.sleep(0.5)
     second = lesionflow(local_stack, "backfill", "--prefix", "dataset/")
@@ -115,7 +115,7 @@ def test_backfill_classifies_objects_that_never_notified_and_is_idempotent(local
     # Then each was processed exactly once
     assert "3 object(s) listed, 3 notification(s) queued" in first.stdout
     assert second.returncode == 0
-    assert [len(records_of(None, local_stack, key)) for key in keys] == [1, 1, 1]
+    assert [len(records_of(local_stack, key)) for key in keys] == [1, 1, 1]
 
 
 def test_redrive_moves_dead_letters_and_runs_failed_uploads_again(local_stack, uploaded):

@@ -24,7 +24,7 @@ def test_every_contract_classifies_valid_images_and_rejects_bad_ones(aws, local_
     # When images are uploaded
     for key, body in uploads.items():
         upload(aws, local_stack, key, body)
-    found = wait_for(aws, local_stack, list(uploads))
+    found = wait_for(local_stack, list(uploads))
 
     # Then valid ones succeed through this contract, with provenance and the decision-support note...
     for key in (f"{prefix}photo.jpg", f"{prefix}grey.png"):

@@ -41,7 +41,7 @@ def test_a_mixed_batch_ends_with_exactly_one_terminal_record_per_upload(aws, loc
     # When they are uploaded
     for key, (_, body) in expected.items():
         upload(aws, local_stack, key, body)
-    found = wait_for(aws, local_stack, list(expected))
+    found = wait_for(local_stack, list(expected))
 
     # Then each has exactly one record with the expected status, and a reason where it was rejected
     assert {key: [r["status"] for r in records] for key, records in found.items()} == {
@@ -61,7 +61,7 @@ def test_a_mixed_batch_ends_with_exactly_one_terminal_record_per_upload(aws, loc
 def test_keys_with_awkward_characters_come_back_exactly(aws, local_stack, name):
     key = f"{local_stack['upload_prefix']}names/{name}"
     upload(aws, local_stack, key, jpeg(128, 128))
-    [record] = wait_for(aws, local_stack, [key])[key]
+    [record] = wait_for(local_stack, [key])[key]
     assert record["image_key"] == key and record["status"] == "SUCCEEDED"
 
 
@@ -78,13 +78,13 @@ def test_the_same_notification_delivered_twice_yields_one_record(aws, local_stac
 
     # When both are processed (alongside S3's own notification of the upload)
     deadline = time.monotonic() + WAIT_SECONDS
-    while len(records_of(aws, local_stack, key)) < 2:
+    while len(records_of(local_stack, key)) < 2:
         assert time.monotonic() < deadline
         time.sleep(0.25)
     time.sleep(1.5)
 
     # Then the duplicated notification produced exactly one record
-    duplicated = [r for r in records_of(aws, local_stack, key) if r["version_token"] == "s:00AABBCCDDEEFF0011"]
+    duplicated = [r for r in records_of(local_stack, key) if r["version_token"] == "s:00AABBCCDDEEFF0011"]
     assert len(duplicated) == 1
 
 
