@@ -7,14 +7,12 @@ one at another address).
 
 import argparse
 import sys
-import threading
-from datetime import UTC, datetime
+import time
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from lesionflow.records import Status
-from lesionflow.uploads import iso_utc
+from lesionflow.records import Status, utc_now
 from lesionflow_cli import predictions
 from lesionflow_cli.stack import CommandError, find_stack
 from lesionflow_local import cli as local_commands
@@ -149,18 +147,19 @@ def run_list(args) -> int:
 
 
 def run_watch(args) -> int:
-    stack, seen, stopped = stack_of(args), [], threading.Event()
-    if args.timeout:
-        threading.Timer(args.timeout, stopped.set).start()
+    stack, emitted = stack_of(args), 0
+    deadline = time.monotonic() + args.timeout if args.timeout else None
 
     def emit(record: dict) -> None:
-        seen.append(record)
+        nonlocal emitted
+        emitted += 1
         print(predictions.render([record], "json" if args.json else "csv").splitlines()[-1], flush=True)
 
+    def keep_going() -> bool:
+        return (deadline is None or time.monotonic() < deadline) and (args.count is None or emitted < args.count)
+
     print(f"watching {stack.table_name} (Ctrl-C stops)", file=sys.stderr)
-    predictions.follow(stack.table, args.since or iso_utc(datetime.now(UTC)), args.interval, emit,
-                       lambda: not stopped.is_set() and (args.count is None or len(seen) < args.count))
-    stopped.set()
+    predictions.follow(stack.table, args.since or utc_now(), args.interval, emit, keep_going)
     return 0
 
 

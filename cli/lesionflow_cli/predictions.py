@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from boto3.dynamodb.conditions import Attr, Key
 
-from lesionflow.records import Status
+from lesionflow.records import REVIEW_NEEDED, Status
 from lesionflow.uploads import iso_utc
 from lesionflow_cli.stack import CommandError
 
@@ -47,7 +47,7 @@ class Filters:
 def latest(table, key: str, all_versions: bool = False) -> list[dict]:
     """The newest record of a key (every version's, newest first, with ``all_versions``)."""
     query = {"KeyConditionExpression": Key("image_key").eq(key), "ScanIndexForward": False}
-    return list(_pages(table, query, limit=None if all_versions else 1))
+    return list(_pages(table, query if all_versions else query | {"Limit": 1}, limit=None if all_versions else 1))
 
 
 def listing(table, filters: Filters, limit: int | None, page_size: int = 100) -> list[dict]:
@@ -94,7 +94,7 @@ def _queries(filters: Filters) -> list[tuple]:
     label = Attr("label").eq(filters.label) if filters.label else None
     status = Attr("status").eq(filters.status) if filters.status else None
     if filters.needs_review:
-        return [("by-review", Key("review").eq("NEEDED"), _all(label, status))]
+        return [("by-review", Key("review").eq(REVIEW_NEEDED), _all(label, status))]
     if filters.label:
         return [("by-label", Key("label").eq(filters.label), status)]
     return [("by-status", Key("status").eq(each), None) for each in ([filters.status] if filters.status else Status)]

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from lesionflow.contracts import HAM10000_LABELS
+from lesionflow.records import Status
 
 CLASSES = HAM10000_LABELS  # akiec, bcc, bkl, df, mel, nv, vasc: the order of every table and chart
 REQUIRED_COLUMNS = ("image_id", "dx")
@@ -187,9 +188,10 @@ def build_report(records: list[dict], truth: dict[str, TruthRow]) -> Evaluation:
 
     statuses = Counter(record["status"] for record in latest.values())
     predictions = [_prediction(record, truth[image_id]) for image_id, record in sorted(latest.items())
-                   if record["status"] == "SUCCEEDED"]
+                   if record["status"] == Status.SUCCEEDED]
     counts = Counts(records=len(records), matched=len(latest), evaluated=len(predictions),
-                    rejected=statuses["REJECTED"], failed=len(latest) - statuses["SUCCEEDED"] - statuses["REJECTED"],
+                    rejected=statuses[Status.REJECTED],
+                    failed=len(latest) - statuses[Status.SUCCEEDED] - statuses[Status.REJECTED],
                     unmatched=len(unmatched_keys), missing=len(truth) - len(latest),
                     superseded=matched_records - len(latest))
     if not predictions:

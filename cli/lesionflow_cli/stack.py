@@ -6,17 +6,16 @@ name defaults to the one ``sam deploy`` uses (samconfig.toml).
 
 import json
 import tomllib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import ClientError, NoRegionError
 
-from lesionflow_local.stack import stack_names
+from lesionflow_local.cli import STATE_FILE
 from lesionflow_local.template import ROOT
 
-LOCAL_STATE = ROOT / ".lesionflow" / "local.json"
 SAMCONFIG = ROOT / "samconfig.toml"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
@@ -60,32 +59,31 @@ def find_stack(name: str | None, local: bool, endpoint_url: str | None, region: 
 
 
 def _local_stack(endpoint_url: str | None) -> Stack:
-    """The local stack at ``endpoint_url``, or the one `lesionflow local up` is running; its names come from the
-    template, as the local stack derives them."""
+    """The local stack at ``endpoint_url`` (its names derived from the template, as the local stack derives them), or
+    the one `lesionflow local up` is running (its names as it wrote them)."""
     if endpoint_url is None:
-        if not LOCAL_STATE.is_file():
+        if not STATE_FILE.is_file():
             raise CommandError("no local stack is running: start it with `lesionflow local up` (or `make local`)")
-        endpoint_url = json.loads(LOCAL_STATE.read_text())["endpoint_url"]
-    names = stack_names()
-    return Stack(bucket=names.bucket, upload_prefix=names.upload_prefix, table_name=names.table,
-                 queue_url=names.queue_url, dlq_url=names.dlq_url, state_machine_arn=names.state_machine_arn,
-                 region=names.region, endpoint_url=endpoint_url.rstrip("/"))
+        names = json.loads(STATE_FILE.read_text())
+    else:
+        from lesionflow_local.stack import stack_names  # parses the template: only for a stack named by address
+
+        names = asdict(stack_names()) | {"endpoint_url": endpoint_url}
+    return Stack(bucket=names["bucket"], upload_prefix=names["upload_prefix"], table_name=names["table"],
+                 queue_url=names["queue_url"], dlq_url=names["dlq_url"], state_machine_arn=names["state_machine_arn"],
+                 region=names["region"], endpoint_url=names["endpoint_url"].rstrip("/"))
 
 
 def _deployed_stack(name: str, region: str | None, profile: str | None) -> Stack:
     try:
         session = boto3.Session(profile_name=profile, region_name=region or _samconfig("region"))
         [described] = session.client("cloudformation").describe_stacks(StackName=name)["Stacks"]
-    except NoCredentialsError:
-        raise CommandError("no AWS credentials: set AWS_PROFILE or pass --profile (or use --local)") from None
     except NoRegionError:
         raise CommandError("no AWS region: set AWS_REGION or pass --region") from None
     except ClientError as error:
         if "does not exist" in error.response["Error"].get("Message", ""):
             raise CommandError(f"no stack named {name!r} in {session.region_name} (pass --stack NAME)") from None
         raise CommandError(f"cannot read stack {name!r}: {error.response['Error']['Code']}") from None
-    except BotoCoreError as error:
-        raise CommandError(f"cannot reach AWS: {error}") from None
     outputs = {output["OutputKey"]: output["OutputValue"] for output in described.get("Outputs", [])}
     try:
         return Stack(bucket=outputs["BucketName"], upload_prefix=outputs["UploadPrefix"],

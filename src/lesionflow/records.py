@@ -16,6 +16,9 @@ from lesionflow.uploads import Upload, iso_utc
 _serializer = TypeSerializer()
 
 
+REVIEW_NEEDED = "NEEDED"  # the by-review index's only key value
+
+
 class Status(StrEnum):
     SUCCEEDED = "SUCCEEDED"
     REJECTED = "REJECTED"
@@ -75,7 +78,7 @@ class PredictionRecord(BaseModel):
     @computed_field(description="NEEDED when needs_review: the key of the sparse by-review index")
     @property
     def review(self) -> str | None:
-        return "NEEDED" if self.needs_review else None
+        return REVIEW_NEEDED if self.needs_review else None
 
     def to_item(self) -> dict:
         """The DynamoDB item in attribute-value form, as the state machine's PutItem integration needs it."""

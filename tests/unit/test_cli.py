@@ -43,7 +43,7 @@ def test_csv_output_quotes_what_needs_quoting_and_the_table_reads_for_people():
 
 
 def test_a_local_stack_needs_to_be_running_or_named_by_its_address(monkeypatch, tmp_path):
-    monkeypatch.setattr("lesionflow_cli.stack.LOCAL_STATE", tmp_path / "absent.json")
+    monkeypatch.setattr("lesionflow_cli.stack.STATE_FILE", tmp_path / "absent.json")
     with pytest.raises(CommandError, match="no local stack is running"):
         find_stack(None, local=True, endpoint_url=None, region=None, profile=None)
     stack = find_stack(None, local=False, endpoint_url="http://127.0.0.1:4747/", region=None, profile=None)
