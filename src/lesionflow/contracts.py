@@ -62,6 +62,11 @@ class ResponseSpec(BaseModel):
 
     format: Literal["label_scores", "probabilities", "logits", "class_index"] = "label_scores"
 
+    @property
+    def gives_confidence(self) -> bool:
+        """Whether the scores say how sure the model is (a class index is read as 1.0 for that class: it is not)."""
+        return self.format != "class_index"
+
 
 class LabelScore(BaseModel):
     label: str

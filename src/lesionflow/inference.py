@@ -13,8 +13,9 @@ from lesionflow.errors import (
     ModelRequestRejected,
     ModelResponseInvalid,
 )
-from lesionflow.preprocessing import PREPROCESSING_VERSION, model_input_of
+from lesionflow.preprocessing import PREPROCESSING_VERSION, model_input
 from lesionflow.state import PipelineState
+from lesionflow.storage import read_upload
 
 DECISION_SUPPORT_NOTE = "Decision support, not a diagnosis: a clinician must confirm any finding."
 _THROTTLED = {"ThrottlingException", "TooManyRequestsException"}
@@ -82,14 +83,14 @@ def infer(state: PipelineState, s3, sagemaker, endpoint_name: str, contract: Mod
     person looks at it. An image that cannot be decoded after all is concluded REJECTED, without calling the model."""
     if state.image is None:
         raise ValueError("infer needs the facts of a validated image")
-    try:
-        body = model_input_of(state.upload, state.image, s3, contract)
+    try:  # read again pinned to the version validation saw; only its header was checked, so decoding can still fail
+        body = model_input(read_upload(s3, state.upload, state.image.size), state.image.format, contract)
     except ImageRejected as rejection:
         return state.rejected(rejection)
     answer = invoke_endpoint(sagemaker, endpoint_name, contract, body)
     scores = contract.read_scores(answer.body)
     label = max(scores, key=scores.__getitem__)
-    needs_review = scores[label] < review_threshold or contract.response.format == "class_index"
+    needs_review = scores[label] < review_threshold or not contract.response.gives_confidence
     record = state.record(
         status="SUCCEEDED",
         label=label,

@@ -1,4 +1,4 @@
-"""Preprocessing: turn the validated upload into exactly what the model contract asks for, in memory.
+"""Preprocessing: turn an uploaded image into exactly what the model contract asks for, in memory.
 
 The model input is made where it is sent (the Infer step), not stored in S3 between two steps: an S3 PUT and GET per
 image cost more than the rest of the pipeline's requests together (``make bench``, cost section), and image bytes do not
@@ -11,9 +11,6 @@ from PIL import Image
 
 from lesionflow.contracts import IMAGE_ENCODINGS, ModelContract
 from lesionflow.images import decode_rgb
-from lesionflow.state import ImageFacts
-from lesionflow.storage import read_upload
-from lesionflow.uploads import Upload
 
 # Bump when the pixels sent to a model could change; every record carries it as provenance.
 PREPROCESSING_VERSION = "1"
@@ -37,10 +34,3 @@ def model_input(data: bytes, image_format: str, contract: ModelContract) -> byte
     pixels = np.asarray(image, dtype=np.uint8)
     return encode_array(pixels if pixels.ndim == 3 else pixels[:, :, np.newaxis], spec)
 
-
-def model_input_of(upload: Upload, image: ImageFacts, s3, contract: ModelContract) -> bytes:
-    """The model input for a validated upload, read again pinned to the version validation saw.
-
-    Raises ImageRejected if the bytes cannot be decoded after all (validation reads only the header) or are gone.
-    """
-    return model_input(read_upload(s3, upload, image.size), image.format, contract)
