@@ -8,6 +8,7 @@ import random
 import struct
 import zlib
 from dataclasses import dataclass
+from functools import cache
 from io import BytesIO
 
 from PIL import Image
@@ -78,31 +79,34 @@ def jpeg_declaring(width: int, height: int) -> bytes:
     return bytes(data)
 
 
-VALID = [
-    FaultInput("ham-size.jpg", "SUCCEEDED", encode(_lesion((600, 450)), "JPEG", quality=90)),
-    FaultInput("progressive.jpg", "SUCCEEDED", encode(_lesion(), "JPEG", progressive=True)),
-    FaultInput("cmyk.jpg", "SUCCEEDED", encode(_lesion().convert("CMYK"), "JPEG")),
-    FaultInput("grey.png", "SUCCEEDED", encode(_lesion().convert("L"), "PNG")),
-    FaultInput("16-bit.png", "SUCCEEDED", encode(Image.new("I;16", (200, 200), 40000), "PNG")),
-    FaultInput("alpha.png", "SUCCEEDED", encode(Image.new("RGBA", (200, 200), (0, 255, 0, 0)), "PNG")),
-    FaultInput("palette-transparent.png", "SUCCEEDED", _palette_with_transparency()),
-    FaultInput("exif-rotated.jpg", "SUCCEEDED", _exif_rotated()),
-    FaultInput("two-frames.png", "SUCCEEDED", _two_frames()),
-    FaultInput("photo.jpg", "SUCCEEDED", encode(_lesion((1024, 768)), "JPEG")),
-]
-INVALID = [
-    FaultInput("empty.jpg", "REJECTED", b""),
-    FaultInput("notes.jpg", "REJECTED", b"dermatology clinic notes, not an image\n" * 4),
-    FaultInput("page.png", "REJECTED", b"<!doctype html><html><body>upload</body></html>"),
-    FaultInput("report.jpg", "REJECTED", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n"),
-    FaultInput("noise.jpg", "REJECTED", random.Random(7).randbytes(4096)),
-    FaultInput("truncated.jpg", "REJECTED", encode(_lesion(), "JPEG", quality=95)[:700]),
-    FaultInput("truncated.png", "REJECTED", encode(_lesion(), "PNG")[:300]),
-    FaultInput("bomb.png", "REJECTED", png_declaring(100_000, 100_000)),
-    FaultInput("bomb.jpg", "REJECTED", jpeg_declaring(60_000, 60_000)),
-    FaultInput("bitmap.jpg", "REJECTED", encode(_lesion(), "BMP")),
-    FaultInput("scan.tiff", "REJECTED", encode(_lesion(), "TIFF")),
-    FaultInput("tiny.png", "REJECTED", encode(_lesion((8, 8)), "PNG")),
-]
-# Interleaved, so that any run of consecutive uploads mixes valid and invalid input (about 45% invalid).
-INPUTS = [item for pair in zip(VALID + VALID[:2], INVALID) for item in pair]
+@cache
+def inputs() -> list[FaultInput]:
+    """The fault run's uploads, valid and invalid, built on first use (not at import: every command imports this)."""
+    valid = [
+        FaultInput("ham-size.jpg", "SUCCEEDED", encode(_lesion((600, 450)), "JPEG", quality=90)),
+        FaultInput("progressive.jpg", "SUCCEEDED", encode(_lesion(), "JPEG", progressive=True)),
+        FaultInput("cmyk.jpg", "SUCCEEDED", encode(_lesion().convert("CMYK"), "JPEG")),
+        FaultInput("grey.png", "SUCCEEDED", encode(_lesion().convert("L"), "PNG")),
+        FaultInput("16-bit.png", "SUCCEEDED", encode(Image.new("I;16", (200, 200), 40000), "PNG")),
+        FaultInput("alpha.png", "SUCCEEDED", encode(Image.new("RGBA", (200, 200), (0, 255, 0, 0)), "PNG")),
+        FaultInput("palette-transparent.png", "SUCCEEDED", _palette_with_transparency()),
+        FaultInput("exif-rotated.jpg", "SUCCEEDED", _exif_rotated()),
+        FaultInput("two-frames.png", "SUCCEEDED", _two_frames()),
+        FaultInput("photo.jpg", "SUCCEEDED", encode(_lesion((1024, 768)), "JPEG")),
+    ]
+    invalid = [
+        FaultInput("empty.jpg", "REJECTED", b""),
+        FaultInput("notes.jpg", "REJECTED", b"dermatology clinic notes, not an image\n" * 4),
+        FaultInput("page.png", "REJECTED", b"<!doctype html><html><body>upload</body></html>"),
+        FaultInput("report.jpg", "REJECTED", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n"),
+        FaultInput("noise.jpg", "REJECTED", random.Random(7).randbytes(4096)),
+        FaultInput("truncated.jpg", "REJECTED", encode(_lesion(), "JPEG", quality=95)[:700]),
+        FaultInput("truncated.png", "REJECTED", encode(_lesion(), "PNG")[:300]),
+        FaultInput("bomb.png", "REJECTED", png_declaring(100_000, 100_000)),
+        FaultInput("bomb.jpg", "REJECTED", jpeg_declaring(60_000, 60_000)),
+        FaultInput("bitmap.jpg", "REJECTED", encode(_lesion(), "BMP")),
+        FaultInput("scan.tiff", "REJECTED", encode(_lesion(), "TIFF")),
+        FaultInput("tiny.png", "REJECTED", encode(_lesion((8, 8)), "PNG")),
+    ]
+    # Interleaved, so that any run of consecutive uploads mixes valid and invalid input (about 45% invalid).
+    return [item for pair in zip(valid + valid[:2], invalid) for item in pair]
