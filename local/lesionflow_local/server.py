@@ -10,6 +10,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import asdict
+from functools import cache
 from pathlib import Path
 
 import boto3
@@ -133,7 +134,10 @@ def quiet_engines() -> None:
     logging.getLogger("moto").setLevel(logging.CRITICAL)
 
 
+@cache
 def default_model() -> Path:
-    """The offline default model, generated (reproducibly) on first use, and again whenever its builder changed."""
-    current = DEFAULT_MODEL.is_file() and DEFAULT_MODEL.read_bytes() == build().SerializeToString()
-    return DEFAULT_MODEL if current else write(DEFAULT_MODEL)
+    """The offline default model, generated (reproducibly) on first use, and again whenever its builder changed;
+    built once per process to compare with the file."""
+    model = build()
+    current = DEFAULT_MODEL.is_file() and DEFAULT_MODEL.read_bytes() == model.SerializeToString()
+    return DEFAULT_MODEL if current else write(DEFAULT_MODEL, model)

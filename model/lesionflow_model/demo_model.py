@@ -59,9 +59,9 @@ def build(seed: int = 20261123) -> onnx.ModelProto:
     return model
 
 
-def write(path: Path) -> Path:
+def write(path: Path, model: onnx.ModelProto | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(build().SerializeToString())
+    path.write_bytes((model or build()).SerializeToString())
     return path
 
 
