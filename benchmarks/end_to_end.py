@@ -36,10 +36,10 @@ from botocore.config import Config
 
 from benchmarks.images import upload_bodies
 from benchmarks.measure import ROOT, percentile
+from lesionflow.records import Status
 
 BENCH_AGENT = "lesionflow-bench"
 PREFIX = "bench/"
-STATUSES = ("SUCCEEDED", "REJECTED", "FAILED")
 STAGES = ("Validate", "Infer")
 WINDOW = 40  # uploads in flight at most: enough to keep the stack busy, few enough not to thrash it
 HISTORY_SAMPLE = 200  # executions whose history is read (every one takes the same path in a fault-free run)
@@ -214,7 +214,7 @@ def _records(table, prefix: str, since: str, keys_only: bool = False) -> list[di
     """Records of keys under ``prefix`` created since ``since``, through the ``by-status`` index (Query, never
     Scan); with ``keys_only``, just their key and creation time."""
     found = []
-    for status in STATUSES:
+    for status in Status:
         query = {"IndexName": "by-status",
                  "KeyConditionExpression": Key("status").eq(status) & Key("created_at").gte(since)}
         if keys_only:

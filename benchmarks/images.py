@@ -6,10 +6,11 @@ realistic. No patient data; the same seed gives the same bytes on every machine 
 """
 
 from functools import cache
-from io import BytesIO
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from lesionflow_local.fault_plan import encode
 
 HAM_SIZE = (600, 450)
 
@@ -42,12 +43,6 @@ def dermoscopy(size: tuple[int, int], seed: int) -> Image.Image:
     pixels = pixels * np.clip(1.6 - corner, 0.1, 1.0)[..., np.newaxis]  # the dermatoscope's vignette
     pixels += rng.normal(0, 10, pixels.shape)  # sensor noise
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
-
-
-def encode(image: Image.Image, image_format: str, **options) -> bytes:
-    out = BytesIO()
-    image.save(out, format=image_format, **options)
-    return out.getvalue()
 
 
 IMAGES = {  # name -> (size, seed, format, encoder options)

@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.images import IMAGES, encode, test_image
+from benchmarks.images import IMAGES, test_image
 from benchmarks.measure import run_fresh, side_by_side
 from lesionflow.contracts import contract_names, load_contract
 from lesionflow.preprocessing import model_input
+from lesionflow_local.fault_plan import encode
 
 SIZE = (224, 224)
 FLOOR, A, B = "floor: draft + load", "A: resize, /255, CHW, JSON", "B: RGB, resize, JPEG"
