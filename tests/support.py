@@ -11,9 +11,12 @@ from PIL import Image
 
 from lesionflow.contracts import HAM10000_LABELS
 from lesionflow.dispatch import execution_input
-from lesionflow.uploads import ObjectVersion
+from lesionflow.records import PredictionRecord
+from lesionflow.uploads import ObjectVersion, iso_utc
 from lesionflow_local.fault_plan import encode
 from lesionflow_local.stack import LOCAL_HASH_KEY
+
+EXECUTION_ARN = "arn:aws:states:us-east-1:123456789012:execution:sm:run"
 
 
 def jpeg(width: int = 64, height: int = 48, colour=(180, 120, 100), **options) -> bytes:
@@ -66,9 +69,19 @@ def state_for(stack, key: str, data: bytes, **changes) -> dict:
     state = upload_input(stack.bucket, key, data, etag=response["ETag"].strip('"'),
                          version_id=response.get("VersionId"))
     state["upload"] |= changes
-    return state | {"execution_arn": "arn:aws:states:us-east-1:123456789012:execution:sm:run",
+    return state | {"execution_arn": EXECUTION_ARN,
                     "prediction_key": "predictions/run.json"}
 
+
+
+def put_record(table_name: str, name: str, created: datetime, uploaded: datetime | None = None, **fields) -> None:
+    """A record of ``uploads/<name>.jpg`` put straight into the prediction table, created at ``created`` (uploaded
+    then too, unless ``uploaded`` says otherwise: the same upload time is the same upload version)."""
+    upload = ObjectVersion(bucket="b", key=f"uploads/{name}.jpg", size=1, etag=name,
+                           event_time=uploaded or created).identified(LOCAL_HASH_KEY.encode())
+    record = PredictionRecord.for_upload(upload, EXECUTION_ARN, **fields)
+    item = record.model_copy(update={"created_at": iso_utc(created)}).to_item()
+    boto3.client("dynamodb").put_item(TableName=table_name, Item=item)
 
 def hf_answer(**scores: float) -> bytes:
     """A Hugging Face image-classification answer: labels as the seed ViT names them, best first."""

@@ -4,22 +4,12 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 
-from lesionflow.records import PredictionRecord
-from lesionflow.uploads import ObjectVersion, iso_utc
+from lesionflow.uploads import iso_utc
 from lesionflow_cli.predictions import LATE_WRITES, follow
-from lesionflow_local.stack import LOCAL_HASH_KEY
+from tests.support import put_record
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-
-
-def put_record(table_name: str, name: str, created: datetime, uploaded: datetime | None = None,
-               status: str = "FAILED") -> None:
-    upload = ObjectVersion(bucket="b", key=f"uploads/{name}.jpg", size=1, etag=name,
-                           event_time=uploaded or created).identified(LOCAL_HASH_KEY.encode())
-    record = PredictionRecord.for_upload(upload, "arn:aws:states:us-east-1:123456789012:execution:sm:run",
-                                         status=status, reason="test")
-    item = record.model_copy(update={"created_at": iso_utc(created)}).to_item()
-    boto3.client("dynamodb").put_item(TableName=table_name, Item=item)
+FAILED = {"status": "FAILED", "reason": "test"}
 
 
 def test_watch_emits_each_record_once_catches_late_writes_and_reads_only_recent_minutes(stack):
@@ -27,16 +17,17 @@ def test_watch_emits_each_record_once_catches_late_writes_and_reads_only_recent_
     # one record stamped a minute ago (a late write), one stamped well before the late-write allowance, and then
     # a rerun's verdict replacing the FAILED record
     table = boto3.resource("dynamodb").Table(stack.table)
-    put_record(stack.table, "earlier", NOW - timedelta(minutes=30))
+    put_record(stack.table, "earlier", NOW - timedelta(minutes=30), **FAILED)
     emitted, answers = [], iter([True] * 5)  # asked before each poll and each pause: three polls
 
     def emit(record: dict) -> None:
         emitted.append(record["image_key"])
         if len(emitted) == 1:
-            put_record(stack.table, "late", NOW - timedelta(minutes=1))
-            put_record(stack.table, "too-late", NOW - LATE_WRITES - timedelta(minutes=5))
+            put_record(stack.table, "late", NOW - timedelta(minutes=1), **FAILED)
+            put_record(stack.table, "too-late", NOW - LATE_WRITES - timedelta(minutes=5), **FAILED)
         if len(emitted) == 2:
-            put_record(stack.table, "earlier", NOW, uploaded=NOW - timedelta(minutes=30), status="REJECTED")
+            put_record(stack.table, "earlier", NOW, uploaded=NOW - timedelta(minutes=30), status="REJECTED",
+                       reason="test")
 
     # When it polls three times (the late record is in the window of the last two)
     follow(table, iso_utc(NOW - timedelta(hours=1)), 0, emit, lambda: next(answers, False), now=lambda: NOW)
