@@ -46,7 +46,7 @@ _spec = importlib.util.spec_from_file_location("scan", ROOT / "scripts" / "scan.
 scan = importlib.util.module_from_spec(_spec)
 sys.modules["scan"] = scan
 _spec.loader.exec_module(scan)  # also puts local/ on sys.path, for the template reader below
-from lesionflow_local.template import Resolver  # noqa: E402
+from lesionflow_local.template import placeholder_resolver  # noqa: E402
 
 logging.getLogger("samtranslator").setLevel(logging.ERROR)  # not its "unpublished metrics" warning per transform
 
@@ -109,36 +109,12 @@ def write_copy(combination: Combination, text: str) -> tuple[Path, dict]:
 
 # ---------------------------------------------------------------------------------------------------- what it creates
 
-class _Placeholders(dict):
-    """Names and attributes of resources, as the Resolver asks for them: "<Logical.Attribute>"."""
-
-    def __missing__(self, key) -> str:
-        return "<" + (".".join(key) if isinstance(key, tuple) else key) + ">"
-
-
-NO_VALUE = "<AWS::NoValue>"
-
-
-def resolver(template: dict, region: str) -> Resolver:
-    return Resolver(template, names=_Placeholders(), attributes=_Placeholders(), pseudo={
-        "AWS::Region": region, "AWS::AccountId": scan.ACCOUNT, "AWS::Partition": "aws",
-        "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": "lesionflow", "AWS::NoValue": NO_VALUE})
-
-
 def created(template: dict, region: str) -> dict[str, dict]:
     """The conditional resources a deploy with the template's defaults creates, with their properties resolved."""
-    resolve = resolver(template, region)
-    return {name: _without_no_value(resolve(resource.get("Properties", {})))
+    resolve = placeholder_resolver(template, region)
+    return {name: resolve(resource.get("Properties", {}))
             for name, resource in template["Resources"].items()
             if "Condition" in resource and resolve.condition(resource["Condition"])}
-
-
-def _without_no_value(value):
-    if isinstance(value, dict):
-        return {k: _without_no_value(v) for k, v in value.items() if v != NO_VALUE}
-    if isinstance(value, list):
-        return [_without_no_value(v) for v in value if v != NO_VALUE]
-    return value
 
 
 def summary(resources: dict[str, dict]) -> str:

@@ -40,9 +40,13 @@ def load(path: Path = TEMPLATE) -> dict:
     return yaml.load(path.read_text(), Loader=CfnLoader)
 
 
+NO_VALUE = object()  # what Ref AWS::NoValue resolves to: the property (or list item) holding it is left out
+
+
 @dataclass
 class Resolver:
-    """Resolves Ref, GetAtt, Sub, FindInMap, Select and Split against parameter defaults and supplied names."""
+    """Resolves Ref, GetAtt, Sub, FindInMap, Select and Split against parameter defaults and supplied names; a
+    property set to ``Ref AWS::NoValue`` is left out, as CloudFormation leaves it out."""
 
     template: dict
     names: dict[str, str] = field(default_factory=dict)  # logical id -> physical name (what Ref returns)
@@ -51,6 +55,8 @@ class Resolver:
     parameters: dict[str, str] = field(default_factory=dict)  # overrides of parameter defaults
 
     def ref(self, name: str) -> str:
+        if name == "AWS::NoValue":
+            return NO_VALUE
         if name in self.pseudo:
             return self.pseudo[name]
         if name in self.parameters:
@@ -61,11 +67,11 @@ class Resolver:
 
     def __call__(self, value):
         if isinstance(value, list):
-            return [self(item) for item in value]
+            return [resolved for item in value if (resolved := self(item)) is not NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) != 1 or not next(iter(value)).startswith(("Ref", "Fn::")):
-            return {key: self(inner) for key, inner in value.items()}
+            return {key: resolved for key, inner in value.items() if (resolved := self(inner)) is not NO_VALUE}
         (function, argument), = value.items()
         if function == "Ref":
             return self.ref(argument)
@@ -113,6 +119,21 @@ class Resolver:
         if "." in name and not name.startswith("AWS::"):
             return self.attributes[tuple(name.split(".", 1))]
         return self.ref(name)
+
+
+class Placeholders(dict):
+    """Physical names and attributes of resources, which only a deploy knows, as "<Logical.Attribute>": for reading
+    what a deploy would set without deploying."""
+
+    def __missing__(self, key) -> str:
+        return "<" + (".".join(key) if isinstance(key, tuple) else key) + ">"
+
+
+def placeholder_resolver(template: dict, region: str = "us-east-1", parameters: dict | None = None) -> Resolver:
+    """A Resolver for the template as a deploy in ``region`` with ``parameters`` would see it, names as placeholders."""
+    return Resolver(template, names=Placeholders(), attributes=Placeholders(), parameters=parameters or {}, pseudo={
+        "AWS::Region": region, "AWS::AccountId": "123456789012", "AWS::Partition": "aws",
+        "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": "lesionflow"})
 
 
 def resources_of_type(template: dict, resource_type: str) -> dict[str, dict]:

@@ -7,7 +7,7 @@ local stack's resolver), so each test reads as what a deploy with those paramete
 import pytest
 
 from lesionflow_local.stack import resolver as local_resolver
-from lesionflow_local.template import ROOT, Resolver, function_properties, load, resources_of_type
+from lesionflow_local.template import ROOT, Resolver, function_properties, load, placeholder_resolver, resources_of_type
 
 TEMPLATE = load()
 RESOURCES = TEMPLATE["Resources"]
@@ -26,20 +26,8 @@ CREATING = [pytest.param(source | {"EndpointCompute": compute}, id=f"{source['En
             for source in (HUB, ARTIFACT) for compute in ("serverless", "instance")]
 
 
-class _Placeholders(dict):
-    """Physical names and attributes of resources, which only a deploy knows: "<Logical.Attribute>"."""
-
-    def __missing__(self, key) -> str:
-        return "<" + (".".join(key) if isinstance(key, tuple) else key) + ">"
-
-
-NO_VALUE = "<AWS::NoValue>"
-
-
 def resolve(parameters: dict, region: str = "us-east-1") -> Resolver:
-    return Resolver(TEMPLATE, names=_Placeholders(), attributes=_Placeholders(), parameters=parameters, pseudo={
-        "AWS::Region": region, "AWS::AccountId": "123456789012", "AWS::Partition": "aws",
-        "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": "lesionflow", "AWS::NoValue": NO_VALUE})
+    return placeholder_resolver(TEMPLATE, region, parameters)
 
 
 def created(parameters: dict, region: str = "us-east-1") -> set[str]:
@@ -49,16 +37,8 @@ def created(parameters: dict, region: str = "us-east-1") -> set[str]:
 
 
 def properties(name: str, parameters: dict, region: str = "us-east-1") -> dict:
-    """A resource's properties as a deploy with these parameters would set them (AWS::NoValue removed)."""
-    return _without_no_value(resolve(parameters, region)(RESOURCES[name]["Properties"]))
-
-
-def _without_no_value(value):
-    if isinstance(value, dict):
-        return {key: _without_no_value(inner) for key, inner in value.items() if inner != NO_VALUE}
-    if isinstance(value, list):
-        return [_without_no_value(inner) for inner in value if inner != NO_VALUE]
-    return value
+    """A resource's properties as a deploy with these parameters would set them (AWS::NoValue left out)."""
+    return resolve(parameters, region)(RESOURCES[name]["Properties"])
 
 
 def statements(role: str, parameters: dict, region: str = "us-east-1") -> dict[str, dict]:
