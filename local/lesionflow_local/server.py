@@ -21,7 +21,7 @@ from werkzeug.serving import make_server
 from lesionflow.contracts import load_contract
 from lesionflow_local.event_source import DeliveryFaults, SqsEventSource
 from lesionflow_local.lambdas import LambdaApi
-from lesionflow_local.stack import LocalStack, provision
+from lesionflow_local.stack import LocalStack, provision, with_overrides
 from lesionflow_local.template import ROOT, function_properties, load
 from lesionflow_model.classifier import OnnxImageClassifier
 from lesionflow_model.demo_model import MODEL_NAME, build, write
@@ -49,8 +49,10 @@ class _Front:
 
 
 class LocalStackServer:
-    """The local stack on one port. ``middleware`` wraps the WSGI app that serves every request (to count or time
-    them); ``on_invoke(function, seconds)`` hears of every Lambda invocation once its handler returns or raises."""
+    """The local stack on one port. ``overrides`` replace resources' properties (``stack.with_overrides``) for
+    everything the stack reads from the template; ``middleware`` wraps the WSGI app that serves every request (to
+    count or time them); ``on_invoke(function, seconds)`` hears of every Lambda invocation once its handler returns
+    or raises."""
 
     def __init__(self, port: int = 0, model_path: Path | None = None, parameters: dict[str, str] | None = None,
                  endpoint_faults: FaultInjector | None = None, delivery_faults: DeliveryFaults | None = None,
@@ -58,7 +60,7 @@ class LocalStackServer:
                  on_invoke: Callable[[str, float], None] | None = None):
         self.model_path = Path(model_path) if model_path else default_model()
         self.parameters = {"EndpointName": LOCAL_ENDPOINT_NAME} | (parameters or {})
-        self.overrides = overrides or {}
+        self.template = with_overrides(load(), overrides or {})
         self.delivery_faults = delivery_faults or DeliveryFaults()
         self.lambdas = LambdaApi({})
         self.model = ModelServer(OnnxImageClassifier(self.model_path), faults=endpoint_faults,
@@ -72,7 +74,7 @@ class LocalStackServer:
 
     def parameter(self, name: str) -> str:
         """A template parameter as this stack sets it: overridden, or the template's default."""
-        return str(self.parameters.get(name, load()["Parameters"][name]["Default"]))
+        return str(self.parameters.get(name, self.template["Parameters"][name]["Default"]))
 
     @property
     def endpoint_url(self) -> str:
@@ -86,7 +88,7 @@ class LocalStackServer:
         # The handlers run in this process: their AWS calls go to this server too.
         os.environ.update(CREDENTIALS | {"AWS_ENDPOINT_URL": self.endpoint_url})
         threading.Thread(target=self.httpd.serve_forever, name="lesionflow-local", daemon=True).start()
-        self.stack = provision(self.parameters, endpoint_url=self.endpoint_url, overrides=self.overrides)
+        self.stack = provision(self.parameters, template=self.template, endpoint_url=self.endpoint_url)
         for function in self.stack.functions.values():
             function.on_invoke = self.on_invoke
         self.lambdas.functions.update(self.stack.functions)
@@ -115,7 +117,7 @@ class LocalStackServer:
 
     def _event_source(self) -> SqsEventSource:
         """The dispatcher's SQS event source mapping, configured as the template's ``Events`` declare it."""
-        [event] = function_properties(load(), "DispatchFunction")["Events"].values()
+        [event] = function_properties(self.template, "DispatchFunction")["Events"].values()
         settings = event["Properties"]
         return SqsEventSource(
             sqs=boto3.client("sqs", endpoint_url=self.endpoint_url, region_name=self.stack.region),

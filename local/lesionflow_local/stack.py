@@ -73,12 +73,9 @@ def _names(template: dict, resolve: Resolver) -> StackNames:
 
 
 def provision(parameters: dict[str, str] | None = None, template: dict | None = None,
-              endpoint_url: str | None = None, overrides: dict[str, dict] | None = None) -> LocalStack:
-    """Create every resource in moto: in-process under ``mock_aws``, or on a moto server at ``endpoint_url``.
-
-    ``overrides`` replace properties of resources (``{"IngestQueue": {"VisibilityTimeout": 3}}``): a fault run uses
-    it to see redeliveries in seconds instead of the template's minutes. Everything else is the template's."""
-    template = with_overrides(template or load(), overrides or {})
+              endpoint_url: str | None = None) -> LocalStack:
+    """Create every resource in moto: in-process under ``mock_aws``, or on a moto server at ``endpoint_url``."""
+    template = template or load()
     resolve = resolver(template, parameters or {})
     resources = template["Resources"]
     kms, secrets, sqs, s3, dynamodb, sfn = (
@@ -103,6 +100,8 @@ def provision(parameters: dict[str, str] | None = None, template: dict | None = 
 
 
 def with_overrides(template: dict, overrides: dict[str, dict]) -> dict:
+    """The template with properties of resources replaced (``{"IngestQueue": {"VisibilityTimeout": 3}}``): a fault run
+    uses it to see redeliveries in seconds instead of the template's minutes."""
     if not overrides:
         return template
     resources = {name: resource | {"Properties": resource.get("Properties", {}) | overrides.get(name, {})}
