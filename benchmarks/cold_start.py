@@ -92,11 +92,10 @@ def cases() -> dict[str, tuple[str, dict[str, str]]]:
 PACKAGES = ("boto3", "pydantic", "numpy", "PIL", "aws_lambda_powertools")
 
 
-def import_breakdown(name: str) -> dict[str, float]:
+def import_breakdown(code: str, env: dict[str, str]) -> dict[str, float]:
     """Where a function's import time goes: ``python -X importtime``, the cumulative milliseconds of each big package
     where it is first imported. Nested imports overlap (Powertools imports boto3 in the dispatcher), so the figures
     do not add up; they say which packages are worth importing later, or not at all."""
-    code, env = cases()[name]
     done = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True,
                           env=env, cwd=ROOT, check=True)
     spent = {}
@@ -123,6 +122,6 @@ def run(quick: bool = False, only: list[str] | None = None) -> dict:
                                ("total", measured["import"] + measured["setup"]), ("wall", wall)):
                 samples[name][key].append(value)
     return {"rounds": rounds, "python": sys.version.split()[0], "targets_ms": TARGET_MS,
-            "breakdown": {name: import_breakdown(name) for name in FUNCTIONS if name in todo},
+            "breakdown": {name: import_breakdown(*todo[name]) for name in FUNCTIONS if name in todo},
             "cases": {name: {key: Stats.of(values) for key, values in parts.items()}
                       for name, parts in samples.items()}}

@@ -78,6 +78,15 @@ def counts(run: dict, assumptions: dict) -> dict:
     }
 
 
+def _express_billed_s(c: dict) -> float:
+    """Express bills duration in 100 ms steps."""
+    return math.ceil(c["express_ms"] / 100) / 10
+
+
+def express_gb_seconds(c: dict, assumptions: dict) -> float:
+    return _express_billed_s(c) * assumptions["express_memory_mb"] / 1024
+
+
 def lesionflow_lines(c: dict, assumptions: dict, workflow: str) -> list[Line]:
     """The billed items of one image through LesionFlow with the given workflow type."""
     lines = []
@@ -85,11 +94,10 @@ def lesionflow_lines(c: dict, assumptions: dict, workflow: str) -> list[Line]:
         lines.append(Line("Step Functions state transitions", "stepfunctions_standard_transition", c["transitions"],
                           f"{c['transitions']:.1f} states entered per execution"))
     else:
-        billed_s = math.ceil(c["express_ms"] / 100) / 10
         lines += [Line("Step Functions Express requests", "stepfunctions_express_request", 1.0),
                   Line("Step Functions Express duration (GB-s)", "stepfunctions_express_gb_second",
-                       billed_s * assumptions["express_memory_mb"] / 1024,
-                       f"{c['express_ms']:.0f} ms modelled, billed {billed_s:.1f} s at "
+                       express_gb_seconds(c, assumptions),
+                       f"{c['express_ms']:.0f} ms modelled, billed {_express_billed_s(c):.1f} s at "
                        f"{assumptions['express_memory_mb']} MB")]
     invocations = sum(c["lambda_invocations"].values())
     lines += [
@@ -149,7 +157,7 @@ def cheap_wins(c: dict, prices: dict) -> list[dict]:
         {"change": "WorkflowType=EXPRESS for the per-image pipeline (keep exactly-once by the idempotent "
                    "conditional write, as the README says)",
          "standard": c["transitions"] * p["stepfunctions_standard_transition"] - p["stepfunctions_express_request"]
-         - math.ceil(c["express_ms"] / 100) / 10 * 64 / 1024 * p["stepfunctions_express_gb_second"],
+         - express_gb_seconds(c, prices["assumptions"]) * p["stepfunctions_express_gb_second"],
          "express": 0.0, "saves": "transitions become one request plus ~0.1-0.3 s at 64 MB"},
         {"change": "Quieter logs: INFO lines per upload (dispatched, concluded) and one EMF document per metric "
                    "flush; LogLevel WARNING in production keeps the metrics",

@@ -149,7 +149,7 @@ def run_once(uploads: int, timeout: float = 900) -> dict:
     return {
         "uploads": uploads, "records": len(records), "statuses": dict(Counter(r["status"] for r in records)),
         "wall_seconds": drained - started, **_latencies(records),
-        "stage_ms": stages, "handler_ms": {name: values for name, values in _ms(timer.seconds).items()},
+        "stage_ms": stages, "handler_ms": _ms(timer.seconds),
         "endpoint_ms": [round(value * 1000, 2) for value in counter.endpoint_seconds],
         "requests": [{"caller": c, "service": s, "operation": o, "count": n}
                      for (c, s, o), n in sorted(counter.counts.items())],
@@ -206,8 +206,7 @@ def _drive(aws, details: dict, uploads: int, bodies: list[bytes], since: str, ti
 
 
 def _earlier(stamp: str, seconds: float) -> str:
-    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() - seconds
-    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return datetime.fromtimestamp(_time(stamp) - seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _records(table, prefix: str, since: str, keys_only: bool = False) -> list[dict]:

@@ -4,6 +4,7 @@ Every table is built from the measurements of that run (ratios from cases measur
 of issue 8 are judged here, in one place, so the document and the printed summary always agree.
 """
 
+from benchmarks.cold_start import PACKAGES
 from benchmarks.end_to_end import STAGES, WINDOW, summarise
 from benchmarks.preprocess import A, B, FLOOR, HAM, PHONE
 
@@ -135,12 +136,11 @@ def cold_start_section(cold: dict) -> str:
                      f"`Tracer()` in {traced.ms()} ms: **{traced.median / plain.median:.1f}x** (why the handlers "
                      "do not use it; README, Traces).\n")
     if cold["breakdown"]:
-        packages = ("boto3", "pydantic", "numpy", "PIL", "aws_lambda_powertools")
-        breakdown = [[name] + [f"{spent[p]:.0f}" if p in spent else "" for p in packages]
+        breakdown = [[name] + [f"{spent[p]:.0f}" if p in spent else "" for p in PACKAGES]
                      for name, spent in cold["breakdown"].items()]
         parts += ["Where the import time goes (`python -X importtime`, cumulative ms where each package is first "
                   "imported; nested imports overlap, so a row does not add up):\n",
-                  table(["function", *packages], breakdown), ""]
+                  table(["function", *PACKAGES], breakdown), ""]
     return "\n".join(parts)
 
 
