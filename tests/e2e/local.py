@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 import boto3
@@ -40,9 +41,15 @@ def upload(aws, stack: dict, key: str, body: bytes) -> None:
 
 
 def records_of(stack: dict, key: str) -> list[dict]:
-    table = boto3.resource("dynamodb", endpoint_url=stack["endpoint_url"], region_name=stack["region"],
-                           aws_access_key_id="dummy", aws_secret_access_key="dummy").Table(stack["table"])
+    table = _table(stack["endpoint_url"], stack["region"], stack["table"])
     return table.query(KeyConditionExpression=Key("image_key").eq(key))["Items"]
+
+
+@cache
+def _table(endpoint_url: str, region: str, name: str):
+    """One DynamoDB resource per local stack, not one per poll."""
+    return boto3.resource("dynamodb", endpoint_url=endpoint_url, region_name=region,
+                          aws_access_key_id="dummy", aws_secret_access_key="dummy").Table(name)
 
 
 def wait_for(stack: dict, keys: list[str], settle: float = 1.0) -> dict[str, list[dict]]:
