@@ -2,7 +2,9 @@
 
 - Container contract (what SageMaker calls inside an endpoint): ``GET /ping``, ``POST /invocations``.
 - Runtime API (what ``sagemaker-runtime InvokeEndpoint`` calls): ``POST /endpoints/{name}/invocations``, with
-  SageMaker's error shapes (a container failure becomes ``ModelError`` with the original status).
+  SageMaker's error shapes (a container failure becomes ``ModelError`` with the original status). Given the
+  ``endpoint_name`` it serves, it answers any other name as SageMaker answers an endpoint that does not exist:
+  400 ``ValidationError``, "Endpoint <name> of account <account> not found.".
 
 A ``FaultInjector`` can make the runtime API answer a share of requests as a troubled endpoint would (throttling,
 5xx, model not ready, timeouts, malformed answers), for tests and the fault-injection run.
@@ -31,12 +33,18 @@ from lesionflow_model.faults import FaultInjector
 IMAGE_TYPES = {"image/jpeg", "image/png", "application/x-image"}
 DEFAULT_CONTRACT = "hf-image-classification"
 RUNTIME_PATH = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations$")
+DEFAULT_ACCOUNT = "123456789012"
 
 
 class ModelServer:
     def __init__(self, classifier: OnnxImageClassifier, variant: str = "AllTraffic",
-                 faults: FaultInjector | None = None, contract: ModelContract | None = None):
+                 faults: FaultInjector | None = None, contract: ModelContract | None = None,
+                 endpoint_name: str | None = None, account: str = DEFAULT_ACCOUNT):
+        """``endpoint_name``: the one name the runtime API serves, as a SageMaker endpoint has one (None: any name,
+        for the container, where SageMaker itself has already routed the request)."""
         self.classifier = classifier
+        self.endpoint_name = endpoint_name
+        self.account = account
         self.variant = variant
         self.faults = faults or FaultInjector()
         self.contract = contract or load_contract(DEFAULT_CONTRACT)
@@ -96,6 +104,11 @@ class ModelServer:
 
     def _runtime(self, request: Request) -> Response:
         """The runtime API around the container, as SageMaker wraps it (or an injected fault instead)."""
+        name = RUNTIME_PATH.match(request.path)["name"]  # werkzeug has decoded the path
+        if self.endpoint_name is not None and name != self.endpoint_name:  # refused before it reaches any endpoint
+            response = _json(400, {"message": f"Endpoint {name} of account {self.account} not found."})
+            response.headers["x-amzn-ErrorType"] = "ValidationError"
+            return response
         fault = self.faults.draw()
         if fault and fault.delay_seconds:
             time.sleep(fault.delay_seconds)  # the client has given up by now; answer as if nothing happened

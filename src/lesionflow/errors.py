@@ -49,6 +49,11 @@ class ModelNotReady(LesionFlowError):
     """The endpoint exists but its model is still loading or scaling from zero. Transient: retried with backoff."""
 
 
+class EndpointMissing(LesionFlowError):
+    """The model endpoint the pipeline is configured to call does not exist (or is not in service). Permanent: no
+    retry can create it; the FAILED record tells a person to run ``lesionflow check``."""
+
+
 class ModelRequestRejected(LesionFlowError):
     """The endpoint rejected the request as invalid (4xx). Permanent for this input and contract."""
 

@@ -1,11 +1,14 @@
 """The Infer step: preprocess the validated upload as the contract says, send it to the SageMaker endpoint and read
 its answer by the contract."""
 
+import re
+
 from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
 from pydantic import BaseModel
 
 from lesionflow.contracts import ModelContract
 from lesionflow.errors import (
+    EndpointMissing,
     EndpointThrottled,
     EndpointUnavailable,
     ImageRejected,
@@ -20,6 +23,14 @@ from lesionflow.storage import read_upload
 DECISION_SUPPORT_NOTE = "Decision support, not a diagnosis: a clinician must confirm any finding."
 _THROTTLED = {"ThrottlingException", "TooManyRequestsException"}
 _UNAVAILABLE = {"ServiceUnavailable", "InternalFailure", "InternalServerError", "InternalDependencyException"}
+# The runtime API models one ValidationError (400) for every invalid request; ValidationException is the spelling of
+# SageMaker's other APIs, accepted in case the runtime ever answers with it.
+_VALIDATION = {"ValidationError", "ValidationException"}
+# The runtime gives a missing endpoint no error code of its own, so after the code and the 400 only its message tells
+# it from another invalid request: "Endpoint <name> of account <account> not found." (as real SageMaker answers in
+# AWS's own issue threads, aws/amazon-sagemaker-examples#293 and #559). No distinct runtime message is documented for
+# an endpoint that exists but is not InService: `lesionflow check` finds those with DescribeEndpoint.
+_ENDPOINT_NOT_FOUND = re.compile(r"\bEndpoint \S+ of account \S+ not found\b", re.IGNORECASE)
 
 
 class EndpointAnswer(BaseModel):
@@ -41,7 +52,7 @@ def invoke_endpoint(sagemaker, endpoint_name: str, contract: ModelContract, body
     except (ReadTimeoutError, ConnectionError) as error:
         raise EndpointUnavailable(f"the endpoint did not answer in time ({type(error).__name__})") from error
     except ClientError as error:
-        translated = _translate(error)
+        translated = _translate(error, endpoint_name)
         if translated is None:
             raise
         raise translated from error
@@ -61,10 +72,17 @@ def _custom_attributes(header: str) -> dict[str, str]:
     return {key.strip(): value.strip() for key, value in pairs}
 
 
-def _translate(error: ClientError) -> Exception | None:
+def _translate(error: ClientError, endpoint_name: str) -> Exception | None:
     """The transient or permanent pipeline error for a SageMaker failure; None for anything unexpected."""
     code = error.response["Error"]["Code"]
     status = error.response.get("OriginalStatusCode") or error.response["ResponseMetadata"].get("HTTPStatusCode", 0)
+    if code in _VALIDATION and status == 400:
+        if _ENDPOINT_NOT_FOUND.search(error.response["Error"].get("Message", "")):
+            return EndpointMissing(f"the model endpoint {endpoint_name} does not exist or is not in service")
+        # Any other ValidationError is SageMaker refusing this request as invalid (too large a body, a content type
+        # the endpoint does not take): permanent for this input and contract, as ModelRequestRejected says. Its
+        # message is not repeated: the record needs the kind of failure, not SageMaker's words about the request.
+        return ModelRequestRejected(f"SageMaker refused the request as invalid ({code}, status {status})")
     if code == "ModelNotReadyException":  # also a 429: look at the code first
         return ModelNotReady("the endpoint's model is not ready yet")
     if code in _THROTTLED or status == 429:
