@@ -18,6 +18,8 @@ from lesionflow_cli.stack import CommandError, find_stack
 from lesionflow_local import cli as local_commands
 
 EXAMPLES = """examples:
+  lesionflow check
+  lesionflow --local check
   lesionflow --local upload samples/ --prefix clinic-7 --wait
   lesionflow predictions list --label mel --since 7d
   lesionflow predictions list --needs-review --json > review.jsonl
@@ -26,6 +28,27 @@ EXAMPLES = """examples:
   lesionflow backfill --prefix ham10000/
   lesionflow redrive
   lesionflow report --truth HAM10000_metadata.csv --out report/
+"""
+
+
+CHECK_HELP = """\
+The post-deploy check: one line per check, ok / warn / FAIL / skipped (local), what was found and what to do.
+Exits 1 when anything would stop uploads from being processed (a FAIL), 0 otherwise (warnings included).
+
+  stack               FAIL unless CREATE_/UPDATE_/IMPORT_COMPLETE; warn on UPDATE_ROLLBACK_COMPLETE
+  endpoint            FAIL unless the stack's EndpointName exists and is InService (warn while Updating)
+  answer              FAIL unless the endpoint answers one generated image (no patient data) with valid scores
+                      through the stack's ModelContract; a cold start is retried once with a 60 s timeout
+  dead letters        FAIL when the dead-letter queue holds messages (then: lesionflow redrive)
+  lambda concurrency  FAIL when the account's unreserved Lambda concurrency is under DispatchMaxConcurrency
+                      + 2 x the endpoint's concurrency (serverless MaxConcurrency, else DispatchMaxConcurrency):
+                      the dispatchers plus a Validate and an Infer per invocation the endpoint takes at once
+  serverless quota    FAIL when SageMaker's serverless concurrency quota (L-96300102) is under MaxConcurrency
+  alarms              warn unless the alarm topic has a confirmed subscription
+  billing             warn unless AWS/Billing EstimatedCharges data exists in us-east-1
+
+A setting or quota that cannot be read (AccessDenied) is a warn. With --local: stack, endpoint status, concurrency,
+quota, alarms and billing are skipped; the endpoint is invoked and the dead-letter queue read for real.
 """
 
 
@@ -39,6 +62,11 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--region", help="AWS region (default: AWS_REGION, the profile's, or samconfig.toml's)")
     where.add_argument("--profile", help="AWS profile (default: AWS_PROFILE)")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = commands.add_parser(
+        "check", help="after a deploy: is everything there that uploads need? (exit 1 on any FAIL)",
+        description=CHECK_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    check.set_defaults(run=run_check)
 
     upload = commands.add_parser("upload", help="upload files or folders to be classified")
     upload.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders (recursively)")
@@ -110,6 +138,34 @@ def _output_options(command: argparse.ArgumentParser) -> None:
 
 def stack_of(args):
     return find_stack(args.stack, args.local, args.stack_endpoint_url, args.region, args.profile)
+
+
+def run_check(args) -> int:
+    from lesionflow_cli.check import Announcement, Target, exit_status, run
+    from lesionflow_cli.stack import deployed_session, stack_name
+
+    if args.local or args.stack_endpoint_url:
+        from lesionflow_local.stack import STACK_NAME
+
+        local = stack_of(args)
+        target = Target(session=local.session, stack_name=STACK_NAME, region=local.region,
+                        endpoint_url=local.endpoint_url)
+        print(f"lesionflow check: the local stack at {local.endpoint_url}")
+    else:
+        session = deployed_session(args.region, args.profile)
+        target = Target(session=session, stack_name=stack_name(args.stack), region=session.region_name)
+        print(f"lesionflow check: stack {target.stack_name} in {target.region}")
+    lines, announced = [], False
+    for item in run(target):
+        if isinstance(item, Announcement):
+            print(f"  {item.check:<19}" if not announced else "", f"{item.text} ... ", sep="", end="", flush=True)
+            announced = True
+            continue
+        lead = "" if announced else f"  {item.check:<19}"
+        print(f"{lead}{item.outcome:<4} {item.found}" + (f" -> {item.advice}" if item.advice else ""), flush=True)
+        lines.append(item)
+        announced = False
+    return exit_status(lines)
 
 
 def run_upload(args) -> int:

@@ -55,7 +55,7 @@ def find_stack(name: str | None, local: bool, endpoint_url: str | None, region: 
                profile: str | None) -> Stack:
     if local or endpoint_url:
         return _local_stack(endpoint_url)
-    return _deployed_stack(name or _samconfig("stack_name", "lesionflow"), region, profile)
+    return _deployed_stack(stack_name(name), region, profile)
 
 
 def _local_stack(endpoint_url: str | None) -> Stack:
@@ -72,6 +72,19 @@ def _local_stack(endpoint_url: str | None) -> Stack:
     return Stack(bucket=names["bucket"], upload_prefix=names["upload_prefix"], table_name=names["table"],
                  queue_url=names["queue_url"], dlq_url=names["dlq_url"], state_machine_arn=names["state_machine_arn"],
                  region=names["region"], endpoint_url=names["endpoint_url"].rstrip("/"))
+
+
+def stack_name(name: str | None) -> str:
+    """The stack's name: as given, else samconfig.toml's (what `sam deploy` uses), else ``lesionflow``."""
+    return name or _samconfig("stack_name", "lesionflow")
+
+
+def deployed_session(region: str | None, profile: str | None) -> boto3.Session:
+    """A session for a deployed stack: the region given, else AWS's usual sources, else samconfig.toml's."""
+    session = boto3.Session(profile_name=profile, region_name=region or _samconfig("region"))
+    if session.region_name is None:
+        raise CommandError("no AWS region: set AWS_REGION or pass --region")
+    return session
 
 
 def _deployed_stack(name: str, region: str | None, profile: str | None) -> Stack:

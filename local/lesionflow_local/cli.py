@@ -21,12 +21,17 @@ def register(commands) -> None:
     """Add the local stack's commands to the ``lesionflow`` parser; each sets ``run`` to what executes it."""
     local = commands.add_parser("local", help="the local stack").add_subparsers(dest="action", required=True)
     up = local.add_parser("up", help="start the whole pipeline on this machine and serve until interrupted")
-    up.set_defaults(run=lambda args: local_up(args.port, args.json, args.model, args.endpoint_faults, args.contract))
+    up.set_defaults(run=lambda args: local_up(args.port, args.json, args.model, args.endpoint_faults, args.contract,
+                                              args.parameter_overrides))
     up.add_argument("--port", type=int, default=4747, help="loopback port (0 picks a free one; default 4747)")
     up.add_argument("--json", action="store_true", help="print the connection details as one line of JSON")
     up.add_argument("--model", type=Path, help="an ONNX image classifier to serve instead of the untrained demo model")
     up.add_argument("--contract", choices=contract_names(), help="the model contract the pipeline and the local "
                     "endpoint speak (default: the template's ModelContract)")
+    up.add_argument("--parameter-overrides", nargs="+", type=_parameter, default=[], metavar="KEY=VALUE",
+                    help="template parameters, as `sam deploy --parameter-overrides` takes them; e.g. "
+                         "EndpointName=lesionflow-gone makes the pipeline call an endpoint the local one is not "
+                         "(it serves lesionflow-local)")
     up.add_argument("--endpoint-faults", type=FaultInjector.parse, metavar="SPEC", default=None,
                     help="make the model endpoint misbehave, e.g. rate=0.2,kinds=throttle+timeout,delay=2,seed=1 "
                          f"(kinds: {'+'.join(FaultKind)}; default all)")
@@ -75,8 +80,15 @@ def fault_run(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _parameter(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not (name and equals):
+        raise argparse.ArgumentTypeError(f"a parameter override is KEY=VALUE, not {text!r}")
+    return name, value
+
+
 def local_up(port: int, as_json: bool, model: Path | None, endpoint_faults: FaultInjector | None,
-             contract: str | None) -> int:
+             contract: str | None, parameter_overrides: list[tuple[str, str]] = ()) -> int:
     from lesionflow_local.server import LocalStackServer
 
     out = sys.stdout
@@ -84,7 +96,7 @@ def local_up(port: int, as_json: bool, model: Path | None, endpoint_faults: Faul
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())
-    parameters = {"ModelContract": contract} if contract else {}
+    parameters = dict(parameter_overrides) | ({"ModelContract": contract} if contract else {})
     with LocalStackServer(port=port, model_path=model, endpoint_faults=endpoint_faults,
                           parameters=parameters) as server:
         details = server.details()
@@ -104,7 +116,7 @@ def _describe(details: dict) -> str:
     lines = [f"LesionFlow local stack ready at {details['endpoint_url']} (region {details['region']})", ""]
     lines += [f"  {name:<18} {details[name]}" for name in
               ("bucket", "upload_prefix", "table", "queue_url", "dlq_url", "state_machine_arn", "endpoint_name",
-               "model_contract")]
+               "served_endpoint_name", "model_contract")]
     lines += [f"  {'model':<18} {details['model']}" + (f" ({details['model_disclaimer']})"
                                                         if details["model_disclaimer"] else ""), ""]
     lines += ["Upload with any AWS client, for example:",

@@ -46,6 +46,12 @@ def _lesion(size=(300, 225), colour=(150, 90, 70)) -> Image.Image:
     return image
 
 
+def synthetic_lesion_jpeg(size: tuple[int, int] = (600, 450)) -> bytes:
+    """A dermoscopy-like JPEG drawn in code (a brown patch on skin tone, HAM10000's 600x450): no patient's image, for
+    anything that needs one valid upload (``lesionflow check`` sends it to the endpoint)."""
+    return encode(_lesion(size), "JPEG", quality=90)
+
+
 def _exif_rotated() -> bytes:
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise to view
@@ -83,7 +89,7 @@ def jpeg_declaring(width: int, height: int) -> bytes:
 def inputs() -> list[FaultInput]:
     """The fault run's uploads, valid and invalid, built on first use (not at import: every command imports this)."""
     valid = [
-        FaultInput("ham-size.jpg", "SUCCEEDED", encode(_lesion((600, 450)), "JPEG", quality=90)),
+        FaultInput("ham-size.jpg", "SUCCEEDED", synthetic_lesion_jpeg()),
         FaultInput("progressive.jpg", "SUCCEEDED", encode(_lesion(), "JPEG", progressive=True)),
         FaultInput("cmyk.jpg", "SUCCEEDED", encode(_lesion().convert("CMYK"), "JPEG")),
         FaultInput("grey.png", "SUCCEEDED", encode(_lesion().convert("L"), "PNG")),

@@ -21,7 +21,7 @@ from werkzeug.serving import make_server
 from lesionflow.contracts import load_contract
 from lesionflow_local.event_source import DeliveryFaults, SqsEventSource
 from lesionflow_local.lambdas import LambdaApi
-from lesionflow_local.stack import LocalStack, provision, with_overrides
+from lesionflow_local.stack import ACCOUNT, LocalStack, provision, publish, with_overrides
 from lesionflow_local.template import ROOT, function_properties, load
 from lesionflow_model.classifier import OnnxImageClassifier
 from lesionflow_model.demo_model import MODEL_NAME, build, write
@@ -49,22 +49,32 @@ class _Front:
 
 
 class LocalStackServer:
-    """The local stack on one port. ``overrides`` replace resources' properties (``stack.with_overrides``) for
+    """The local stack on one port. ``parameters`` override the template's parameters, as ``sam deploy
+    --parameter-overrides`` does; ``overrides`` replace resources' properties (``stack.with_overrides``) for
     everything the stack reads from the template; ``middleware`` wraps the WSGI app that serves every request (to
     count or time them); ``on_invoke(function, seconds)`` hears of every Lambda invocation once its handler returns
-    or raises."""
+    or raises.
+
+    The local endpoint stands for an endpoint created outside the stack (``EndpointSource=existing``, the template's
+    default): it serves one name, ``endpoint_name`` (default ``lesionflow-local``), which is also the stack's
+    ``EndpointName`` unless ``parameters`` say otherwise. Overriding ``EndpointName`` alone makes the pipeline call an
+    endpoint that does not exist, which the local endpoint answers as SageMaker does (400 ``ValidationError``)."""
 
     def __init__(self, port: int = 0, model_path: Path | None = None, parameters: dict[str, str] | None = None,
                  endpoint_faults: FaultInjector | None = None, delivery_faults: DeliveryFaults | None = None,
                  overrides: dict[str, dict] | None = None, middleware: Callable | None = None,
-                 on_invoke: Callable[[str, float], None] | None = None):
+                 on_invoke: Callable[[str, float], None] | None = None, endpoint_name: str = LOCAL_ENDPOINT_NAME):
         self.model_path = Path(model_path) if model_path else default_model()
-        self.parameters = {"EndpointName": LOCAL_ENDPOINT_NAME} | (parameters or {})
+        self.parameters = {"EndpointName": endpoint_name} | (parameters or {})
         self.template = with_overrides(load(), overrides or {})
+        unknown = set(self.parameters) - set(self.template["Parameters"])
+        if unknown:
+            raise ValueError(f"the template has no parameter {', '.join(sorted(unknown))}")
         self.delivery_faults = delivery_faults or DeliveryFaults()
         self.lambdas = LambdaApi({})
         self.model = ModelServer(OnnxImageClassifier(self.model_path), faults=endpoint_faults,
-                                 contract=load_contract(self.parameter("ModelContract")))
+                                 contract=load_contract(self.parameter("ModelContract")), endpoint_name=endpoint_name,
+                                 account=ACCOUNT)
         app = _Front(DomainDispatcherApplication(create_backend_app), self.lambdas, self.model)
         app = middleware(app) if middleware else app
         self.on_invoke = on_invoke
@@ -89,6 +99,8 @@ class LocalStackServer:
         os.environ.update(CREDENTIALS | {"AWS_ENDPOINT_URL": self.endpoint_url})
         threading.Thread(target=self.httpd.serve_forever, name="lesionflow-local", daemon=True).start()
         self.stack = provision(self.parameters, template=self.template, endpoint_url=self.endpoint_url)
+        publish(boto3.client("cloudformation", region_name=self.stack.region, endpoint_url=self.endpoint_url),
+                self.stack, {name: self.parameter(name) for name in self.template["Parameters"]})
         for function in self.stack.functions.values():
             function.on_invoke = self.on_invoke
         self.lambdas.functions.update(self.stack.functions)
@@ -111,8 +123,9 @@ class LocalStackServer:
         del stack["functions"]
         card = self.model.classifier.card
         return {"endpoint_url": self.endpoint_url} | stack | {
-            "endpoint_name": self.parameters["EndpointName"], "model": card.name, "model_disclaimer": card.disclaimer,
-            "model_contract": self.model.contract.name,
+            "endpoint_name": self.parameters["EndpointName"], "served_endpoint_name": self.model.endpoint_name,
+            "model": card.name, "model_disclaimer": card.disclaimer, "model_contract": self.model.contract.name,
+            "parameters": {name: self.parameter(name) for name in self.template["Parameters"]},
             "functions": sorted(self.stack.functions)}
 
     def _event_source(self) -> SqsEventSource:

@@ -6,6 +6,7 @@ template; only physical names are invented here, the way CloudFormation would.
 """
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +98,28 @@ def provision(parameters: dict[str, str] | None = None, template: dict | None = 
         roleArn=f"arn:aws:iam::{ACCOUNT}:role/{STACK_NAME}-PipelineStateMachineRole",
     )
     return LocalStack(**vars(_names(template, resolve)), functions=functions_from_template(template, resolve))
+
+
+# The template's outputs the local stack has (it has no alarm topic, dashboard or SageMaker endpoint resource).
+PUBLISHED_OUTPUTS = {"BucketName": "bucket", "UploadPrefix": "upload_prefix", "PredictionPrefix": "prediction_prefix",
+                     "PredictionTableName": "table", "IngestQueueUrl": "queue_url", "DeadLetterQueueUrl": "dlq_url",
+                     "StateMachineArn": "state_machine_arn"}
+
+
+def publish(cloudformation, names: StackNames, parameters: dict[str, str]) -> None:
+    """Record the local stack's parameters and outputs where a deployed stack keeps them, as a CloudFormation stack
+    named ``lesionflow-local``, so that a client reads either the same way (``DescribeStacks``). The stack holds only
+    that record (one placeholder resource); the real resources were made by ``provision``."""
+    template = {
+        "Description": "The local stack's parameters and outputs (its resources are made by lesionflow_local.stack)",
+        "Parameters": {name: {"Type": "String"} for name in parameters},
+        "Resources": {"Record": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {output: {"Value": getattr(names, field)} for output, field in PUBLISHED_OUTPUTS.items()},
+    }
+    with warnings.catch_warnings():  # moto says it does not create the placeholder: nothing is meant to be created
+        warnings.simplefilter("ignore")
+        cloudformation.create_stack(StackName=STACK_NAME, TemplateBody=json.dumps(template), Parameters=[
+            {"ParameterKey": name, "ParameterValue": str(value)} for name, value in parameters.items()])
 
 
 def with_overrides(template: dict, overrides: dict[str, dict]) -> dict:

@@ -1,0 +1,439 @@
+"""`lesionflow check`: after `sam deploy` (or against the local stack), is everything there that uploads need?
+
+Each check is a small function around one or two AWS calls that returns one ``Line``: ``ok``, ``warn``, ``FAIL`` or
+``skipped (local)``, what was found, and for a problem what to do. ``run`` yields them in order (with an
+``Announcement`` before the one check that calls the model, so that a person sees what is waiting); the command only
+prints them. FAIL is for what would stop uploads from being processed; warn for what leaves them processed but
+someone uninformed (alarms, billing) or what could not be read.
+
+The lines, and when each fails:
+
+- stack: FAIL unless CREATE_COMPLETE, UPDATE_COMPLETE or IMPORT_COMPLETE (in progress, failed, ROLLBACK_COMPLETE);
+  warn on UPDATE_ROLLBACK_COMPLETE / IMPORT_ROLLBACK_COMPLETE (the stack works, on its previous template).
+- endpoint: FAIL when the stack's EndpointName does not exist, or is Creating, OutOfService, Failed or Deleting; warn
+  while Updating, SystemUpdating or RollingBack (it serves on its current configuration meanwhile).
+- answer: one generated image through the stack's ModelContract (``invoke_endpoint`` and ``read_scores``, the
+  pipeline's own code); FAIL unless it answers a valid set of scores. A ModelNotReady or a timeout (a serverless cold
+  start) is tried once more with a 60 s read timeout.
+- dead letters: FAIL when the dead-letter queue holds messages (``lesionflow redrive`` after finding out why).
+- lambda concurrency: FAIL when the account's unreserved concurrency is below what the pipeline can use at once:
+  DispatchMaxConcurrency dispatchers, plus a Validate and an Infer for each invocation the endpoint takes at once
+  (its serverless MaxConcurrency; DispatchMaxConcurrency stands in for an instance endpoint). Short of that, under
+  load the dispatchers are throttled (messages drift to the dead-letter queue) and steps fail with
+  Lambda.TooManyRequestsException once retries run out. New accounts can have a limit of 10.
+- serverless concurrency: FAIL when the account's SageMaker quota for all serverless endpoints together (Service
+  Quotas L-96300102) is below the endpoint's MaxConcurrency.
+- alarms: warn unless the alarm topic has a confirmed subscription (PendingConfirmation is not one).
+- billing: warn unless AWS/Billing EstimatedCharges data exists in us-east-1, where the billing alarm watches it.
+
+A quota or a setting that cannot be read (AccessDenied) is a warn that says so. Against the local stack, stack
+status, alarms, billing and the quotas have nothing to check (``skipped (local)``); the answer and the dead letters
+are checked for real.
+"""
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from pydantic import BaseModel
+
+from lesionflow.contracts import ModelContract, load_contract
+from lesionflow.errors import (
+    EndpointMissing,
+    EndpointThrottled,
+    EndpointUnavailable,
+    ModelNotReady,
+    ModelRequestRejected,
+    ModelResponseInvalid,
+)
+from lesionflow.inference import invoke_endpoint
+from lesionflow.preprocessing import model_input
+from lesionflow_local.fault_plan import synthetic_lesion_jpeg
+
+COMPLETE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
+ROLLED_BACK_UPDATE = {"UPDATE_ROLLBACK_COMPLETE", "IMPORT_ROLLBACK_COMPLETE"}
+SERVING_WHILE_CHANGING = {"Updating", "SystemUpdating", "RollingBack"}
+RETRY_READ_TIMEOUT = 60  # seconds: a serverless endpoint's cold start
+SERVERLESS_QUOTA_CODE = "L-96300102"  # "Maximum total concurrency that can be allocated across all serverless endpoints"
+LAMBDA_QUOTA_CODE = "L-B99A9384"  # Lambda "Concurrent executions"
+BILLING_REGION = "us-east-1"  # AWS/Billing metrics exist only there
+DEFAULT_INVOKE_TIMEOUT = 10
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "FAIL"
+    SKIPPED = "skipped (local)"
+
+
+class Line(BaseModel):
+    """One check's answer: what was found and, for a problem, what to do."""
+
+    check: str
+    outcome: Outcome
+    found: str
+    advice: str = ""
+
+
+class Announcement(BaseModel):
+    """Said on a check's line before a call that can take a while."""
+
+    check: str
+    text: str
+
+
+class StackFacts(BaseModel):
+    name: str
+    status: str
+    reason: str | None = None
+    parameters: dict[str, str] = {}
+    outputs: dict[str, str] = {}
+
+
+class EndpointFacts(BaseModel):
+    name: str
+    status: str
+    failure_reason: str | None = None
+    serverless_max_concurrency: int | None = None  # None: the endpoint runs on instances
+
+
+# ------------------------------------------------------------------------------------------------ reading AWS
+
+def describe_stack(cloudformation, name: str) -> StackFacts | None:
+    """The stack's status, parameters and outputs; None if there is no such stack."""
+    try:
+        [stack] = cloudformation.describe_stacks(StackName=name)["Stacks"]
+    except ClientError as error:
+        if _code(error) == "ValidationError":  # CloudFormation's answer to a stack name it does not know
+            return None
+        raise
+    return StackFacts(
+        name=stack["StackName"], status=stack["StackStatus"], reason=stack.get("StackStatusReason"),
+        parameters={p["ParameterKey"]: p.get("ResolvedValue", p.get("ParameterValue", "")) for p in
+                    stack.get("Parameters", [])},
+        outputs={o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])})
+
+
+def describe_endpoint(sagemaker, name: str) -> EndpointFacts | None:
+    """The endpoint's status and serverless MaxConcurrency (summed over its serverless variants); None if it does
+    not exist (SageMaker answers ValidationException, "Could not find endpoint ...")."""
+    try:
+        endpoint = sagemaker.describe_endpoint(EndpointName=name)
+    except ClientError as error:
+        if _code(error) == "ValidationException":
+            return None
+        raise
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    serverless = [variant["ServerlessConfig"]["MaxConcurrency"] for variant in config["ProductionVariants"]
+                  if variant.get("ServerlessConfig")]
+    return EndpointFacts(name=name, status=endpoint["EndpointStatus"], failure_reason=endpoint.get("FailureReason"),
+                         serverless_max_concurrency=sum(serverless) if serverless else None)
+
+
+def serverless_quota(quotas) -> float:
+    """The account's SageMaker serverless concurrency quota in this region: the applied value, else the default."""
+    try:
+        return quotas.get_service_quota(ServiceCode="sagemaker", QuotaCode=SERVERLESS_QUOTA_CODE)["Quota"]["Value"]
+    except ClientError as error:
+        if _code(error) != "NoSuchResourceException":
+            raise
+    return quotas.get_aws_default_service_quota(ServiceCode="sagemaker",
+                                                QuotaCode=SERVERLESS_QUOTA_CODE)["Quota"]["Value"]
+
+
+def subscriptions(sns, topic_arn: str) -> list[dict]:
+    pages = sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn)
+    return [subscription for page in pages for subscription in page["Subscriptions"]]
+
+
+def waiting_messages(sqs, queue_url: str) -> int:
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+             "ApproximateNumberOfMessagesDelayed"]
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
+    return sum(int(attributes.get(name, 0)) for name in names)
+
+
+# ------------------------------------------------------------------------------------------------ the checks
+
+def check_stack(facts: StackFacts | None, name: str, region: str) -> Line:
+    if facts is None:
+        return Line(check="stack", outcome=Outcome.FAIL, found=f"no stack named {name} in {region}",
+                    advice="deploy it (sam deploy --guided), or name it: --stack NAME --region REGION")
+    found = f"{facts.name} is {facts.status}"
+    if facts.status in COMPLETE:
+        return Line(check="stack", outcome=Outcome.OK, found=found)
+    events = f"see why in its events: aws cloudformation describe-stack-events --stack-name {facts.name}"
+    if facts.status in ROLLED_BACK_UPDATE:
+        return Line(check="stack", outcome=Outcome.WARN, found=f"{found}: the last update was rolled back, so it "
+                    "runs its previous template", advice=f"{events}; fix and deploy again")
+    if facts.status.endswith("_IN_PROGRESS"):
+        advice = "wait until it is complete, then run `lesionflow check` again"
+    elif facts.status == "ROLLBACK_COMPLETE":
+        advice = f"its creation failed and it must be deleted before deploying again; {events}"
+    else:
+        advice = f"{events}, then deploy again"
+    return Line(check="stack", outcome=Outcome.FAIL, found=found + (f" ({facts.reason})" if facts.reason else ""),
+                advice=advice)
+
+
+def check_endpoint(facts: EndpointFacts | None, name: str) -> Line:
+    if facts is None:
+        return Line(check="endpoint", outcome=Outcome.FAIL, found=f"endpoint {name} does not exist",
+                    advice="deploy with EndpointSource=huggingface or artifact to create it, or with "
+                           "--parameter-overrides EndpointName=<an endpoint that exists>")
+    kind = (f"serverless, MaxConcurrency {facts.serverless_max_concurrency}"
+            if facts.serverless_max_concurrency is not None else "on instances")
+    found = f"{name} is {facts.status} ({kind})"
+    if facts.status == "InService":
+        return Line(check="endpoint", outcome=Outcome.OK, found=found)
+    if facts.status in SERVING_WHILE_CHANGING:
+        return Line(check="endpoint", outcome=Outcome.WARN, found=f"{found}: it serves on its current configuration "
+                    "meanwhile", advice="run `lesionflow check` again once it is InService")
+    if facts.status == "Creating":
+        advice = f"wait for it: aws sagemaker wait endpoint-in-service --endpoint-name {name}"
+    else:
+        advice = f"see {facts.failure_reason!r} and the logs in /aws/sagemaker/Endpoints/{name}; fix it and deploy again" \
+            if facts.failure_reason else f"see the logs in /aws/sagemaker/Endpoints/{name}"
+    return Line(check="endpoint", outcome=Outcome.FAIL, found=found, advice=advice)
+
+
+def check_answer(runtime: Callable[[int], object], endpoint_name: str, contract: ModelContract,
+                 read_timeout: int) -> Iterator[Announcement | Line]:
+    """One generated image through the contract to the endpoint, its answer read by the contract: the pipeline's own
+    ``invoke_endpoint`` and ``read_scores``. ``runtime(read_timeout)`` makes a sagemaker-runtime client."""
+    yield Announcement(check="answer", text=f"invoking endpoint {endpoint_name} once with a generated image")
+    body = model_input(synthetic_lesion_jpeg(), "JPEG", contract)
+    started = time.monotonic()
+    try:
+        try:
+            answer = invoke_endpoint(runtime(read_timeout), endpoint_name, contract, body)
+        except (ModelNotReady, EndpointUnavailable) as error:
+            yield Announcement(check="answer", text=f"{error}; once more, waiting up to {RETRY_READ_TIMEOUT} s")
+            answer = invoke_endpoint(runtime(RETRY_READ_TIMEOUT), endpoint_name, contract, body)
+        scores = contract.read_scores(answer.body)
+    except EndpointMissing as error:
+        yield Line(check="answer", outcome=Outcome.FAIL, found=str(error),
+                   advice="every upload ends FAILED until the stack's EndpointName names the endpoint that serves "
+                          "the model: sam deploy --parameter-overrides EndpointName=NAME")
+        return
+    except (ModelNotReady, EndpointUnavailable, EndpointThrottled) as error:
+        yield Line(check="answer", outcome=Outcome.FAIL, found=f"no answer: {error}",
+                   advice=f"run `lesionflow check` again in a minute; if it persists, see the logs in "
+                          f"/aws/sagemaker/Endpoints/{endpoint_name}")
+        return
+    except ModelResponseInvalid as error:
+        yield Line(check="answer", outcome=Outcome.FAIL, found=f"it answered, but not as contract {contract.name} "
+                   f"says: {error}", advice="deploy with the ModelContract the endpoint's model speaks")
+        return
+    except ModelRequestRejected as error:
+        yield Line(check="answer", outcome=Outcome.FAIL, found=f"it refused what contract {contract.name} sends: "
+                   f"{error}", advice="deploy with the ModelContract the endpoint's model speaks")
+        return
+    except ClientError as error:
+        yield Line(check="answer", outcome=Outcome.FAIL, found=f"InvokeEndpoint was refused ({_code(error)})",
+                   advice=f"your credentials need sagemaker:InvokeEndpoint on {endpoint_name}")
+        return
+    seconds = time.monotonic() - started
+    label = max(scores, key=scores.__getitem__)
+    if scores[label] <= 0:
+        yield Line(check="answer", outcome=Outcome.FAIL, found="it answered, but scored no label above 0",
+                   advice="deploy with the ModelContract the endpoint's model speaks")
+        return
+    yield Line(check="answer", outcome=Outcome.OK, found=f"{len(scores)} valid scores in {seconds:.2f} s "
+               f"(top: {label} {scores[label]:.2f}, from a generated image: not a diagnosis)")
+
+
+def check_dead_letters(sqs, queue_url: str | None) -> Line:
+    if not queue_url:
+        return Line(check="dead letters", outcome=Outcome.FAIL, found="the stack has no DeadLetterQueueUrl output",
+                    advice="is it a LesionFlow stack? deploy template.yaml")
+    try:
+        waiting = waiting_messages(sqs, queue_url)
+    except ClientError as error:
+        missing = _code(error) in {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+        return Line(check="dead letters", outcome=Outcome.FAIL if missing else Outcome.WARN,
+                    found=f"cannot read the dead-letter queue ({_code(error)})",
+                    advice="deploy again" if missing else "your credentials need sqs:GetQueueAttributes on it")
+    if waiting == 0:
+        return Line(check="dead letters", outcome=Outcome.OK, found="the dead-letter queue is empty")
+    return Line(check="dead letters", outcome=Outcome.FAIL, found=f"{waiting} message(s) wait in the dead-letter queue",
+                advice="see why in the dispatcher's logs, then run `lesionflow redrive`")
+
+
+def lambda_need(dispatch_max: int, endpoint_concurrency: int) -> int:
+    """Concurrent Lambda executions the pipeline can use at once: every dispatcher the event source may run, and a
+    Validate and an Infer for each invocation the endpoint takes at once (more only wait in throttling retries)."""
+    return dispatch_max + 2 * endpoint_concurrency
+
+
+def check_lambda_concurrency(lambda_client, dispatch_max: int, endpoint: EndpointFacts | None) -> Line:
+    concurrency = (endpoint.serverless_max_concurrency if endpoint and endpoint.serverless_max_concurrency
+                   else dispatch_max)
+    need = lambda_need(dispatch_max, concurrency)
+    rule = f"DispatchMaxConcurrency {dispatch_max} + Validate and Infer for {concurrency} endpoint invocations"
+    try:
+        limits = lambda_client.get_account_settings()["AccountLimit"]
+    except ClientError as error:
+        return Line(check="lambda concurrency", outcome=Outcome.WARN,
+                    found=f"cannot read the account's Lambda concurrency ({_code(error)}); the pipeline needs {need} "
+                          f"({rule})", advice="compare it yourself: aws lambda get-account-settings")
+    unreserved, limit = limits["UnreservedConcurrentExecutions"], limits["ConcurrentExecutions"]
+    found = f"{unreserved} unreserved of {limit} concurrent executions, the pipeline needs {need} ({rule})"
+    if unreserved >= need:
+        return Line(check="lambda concurrency", outcome=Outcome.OK, found=found)
+    return Line(check="lambda concurrency", outcome=Outcome.FAIL, found=found,
+                advice=f"under load uploads would be throttled into FAILED records and the dead-letter queue: request "
+                       f"Lambda 'Concurrent executions' ({LAMBDA_QUOTA_CODE}) of at least {need + limit - unreserved} "
+                       f"in Service Quotas (new accounts can have 10), or deploy with a lower DispatchMaxConcurrency "
+                       f"or ServerlessMaxConcurrency")
+
+
+def check_serverless_quota(quotas, endpoint: EndpointFacts | None) -> Line:
+    if endpoint is None:
+        return Line(check="serverless quota", outcome=Outcome.WARN,
+                    found="not checked: the endpoint was not described (see the endpoint line)")
+    if endpoint.serverless_max_concurrency is None:
+        return Line(check="serverless quota", outcome=Outcome.OK,
+                    found=f"{endpoint.name} runs on instances: no serverless concurrency quota applies")
+    wanted = endpoint.serverless_max_concurrency
+    try:
+        quota = serverless_quota(quotas)
+    except ClientError as error:
+        return Line(check="serverless quota", outcome=Outcome.WARN,
+                    found=f"cannot read the SageMaker serverless concurrency quota ({_code(error)}); the endpoint's "
+                          f"MaxConcurrency is {wanted}", advice=f"see Service Quotas, SageMaker, "
+                          f"{SERVERLESS_QUOTA_CODE} 'Maximum total concurrency that can be allocated across all "
+                          f"serverless endpoints'")
+    found = (f"the account's total serverless concurrency quota is {quota:g}, the endpoint's MaxConcurrency {wanted} "
+             f"(the quota is shared by every serverless endpoint in the region)")
+    if quota >= wanted:
+        return Line(check="serverless quota", outcome=Outcome.OK, found=found)
+    return Line(check="serverless quota", outcome=Outcome.FAIL, found=found,
+                advice=f"request {SERVERLESS_QUOTA_CODE} of at least {wanted} in Service Quotas (SageMaker), or "
+                       f"deploy with ServerlessMaxConcurrency={quota:g}")
+
+
+def check_alarm_subscriptions(sns, topic_arn: str | None) -> Line:
+    if not topic_arn:
+        return Line(check="alarms", outcome=Outcome.WARN, found="the stack has no AlarmTopicArn output")
+    try:
+        found = subscriptions(sns, topic_arn)
+    except ClientError as error:
+        return Line(check="alarms", outcome=Outcome.WARN,
+                    found=f"cannot list the alarm topic's subscriptions ({_code(error)})",
+                    advice="your credentials need sns:ListSubscriptionsByTopic on it")
+    confirmed = [s for s in found if s["SubscriptionArn"].startswith("arn:")]  # not PendingConfirmation or Deleted
+    pending = sum(s["SubscriptionArn"] == "PendingConfirmation" for s in found)
+    if confirmed:
+        protocols = ", ".join(sorted({s["Protocol"] for s in confirmed}))
+        return Line(check="alarms", outcome=Outcome.OK,
+                    found=f"{len(confirmed)} confirmed subscription(s) to the alarm topic ({protocols})")
+    return Line(check="alarms", outcome=Outcome.WARN,
+                found=f"no confirmed subscription to the alarm topic ({pending} pending confirmation): nobody hears "
+                      f"the alarms", advice=("confirm the e-mail AWS sent, or subscribe: " if pending else "subscribe: ")
+                + f"aws sns subscribe --topic-arn {topic_arn} --protocol email --notification-endpoint YOU@EXAMPLE.COM")
+
+
+def check_billing_data(cloudwatch_us_east_1, stack_region: str) -> Line:
+    where = "" if stack_region == BILLING_REGION else (
+        f"; the stack's BillingAlarm exists only in {BILLING_REGION} deployments (this one is in {stack_region})")
+    try:
+        metrics = cloudwatch_us_east_1.list_metrics(Namespace="AWS/Billing", MetricName="EstimatedCharges")["Metrics"]
+    except ClientError as error:
+        return Line(check="billing", outcome=Outcome.WARN, found=f"cannot list billing metrics ({_code(error)})",
+                    advice=f"your credentials need cloudwatch:ListMetrics in {BILLING_REGION}")
+    if metrics:
+        return Line(check="billing", outcome=Outcome.OK,
+                    found=f"AWS/Billing EstimatedCharges data exists in {BILLING_REGION}{where}")
+    return Line(check="billing", outcome=Outcome.WARN,
+                found=f"no AWS/Billing EstimatedCharges data in {BILLING_REGION}: the billing alarm has nothing to "
+                      f"watch{where}", advice="enable 'Receive Billing Alerts' in the Billing and Cost Management "
+                      "console's Billing preferences (as the account's root user or an IAM user with billing access), "
+                      "then run `lesionflow check` again later")
+
+
+def skipped(check: str, why: str) -> Line:
+    return Line(check=check, outcome=Outcome.SKIPPED, found=why)
+
+
+# ------------------------------------------------------------------------------------------------ running them
+
+@dataclass
+class Target:
+    """The stack to check: a deployed one by name, or the local stack at ``endpoint_url``."""
+
+    session: boto3.Session
+    stack_name: str
+    region: str
+    endpoint_url: str | None = None
+
+    @property
+    def local(self) -> bool:
+        return self.endpoint_url is not None
+
+    def client(self, service: str, region: str | None = None, config: Config | None = None):
+        return self.session.client(service, region_name=region or self.region, endpoint_url=self.endpoint_url,
+                                   config=config)
+
+    def runtime(self, read_timeout: int):
+        """A sagemaker-runtime client without SDK retries: the check retries once itself, visibly."""
+        return self.client("sagemaker-runtime", config=Config(
+            read_timeout=read_timeout, connect_timeout=5, retries={"mode": "standard", "max_attempts": 1}))
+
+
+def run(target: Target) -> Iterator[Announcement | Line]:
+    facts = describe_stack(target.client("cloudformation"), target.stack_name)
+    if target.local:
+        yield (skipped("stack", "the local stack has no CloudFormation status") if facts else
+               Line(check="stack", outcome=Outcome.FAIL, found=f"the local stack at {target.endpoint_url} publishes "
+                    "no parameters", advice="restart it: lesionflow local up"))
+    else:
+        yield check_stack(facts, target.stack_name, target.region)
+    if facts is None:
+        return
+    parameters, outputs = facts.parameters, facts.outputs
+    endpoint_name = parameters.get("EndpointName", "")
+    endpoint = None
+    if target.local:
+        yield skipped("endpoint", "the local endpoint has no control plane: the next line invokes it")
+    else:
+        try:
+            endpoint = describe_endpoint(target.client("sagemaker"), endpoint_name)
+        except ClientError as error:
+            yield Line(check="endpoint", outcome=Outcome.WARN, found=f"cannot describe endpoint {endpoint_name} "
+                       f"({_code(error)})", advice="your credentials need sagemaker:DescribeEndpoint and "
+                       "sagemaker:DescribeEndpointConfig; the next line invokes it all the same")
+        else:
+            yield check_endpoint(endpoint, endpoint_name)
+    try:
+        contract = load_contract(parameters.get("ModelContract", ""))
+    except ValueError:
+        yield Line(check="answer", outcome=Outcome.FAIL, found=f"the stack's ModelContract "
+                   f"{parameters.get('ModelContract')!r} is not one this lesionflow knows", advice="update lesionflow")
+    else:
+        timeout = int(parameters.get("InvokeTimeoutSeconds", DEFAULT_INVOKE_TIMEOUT))
+        yield from check_answer(target.runtime, endpoint_name, contract, timeout)
+    yield check_dead_letters(target.client("sqs"), outputs.get("DeadLetterQueueUrl"))
+    if target.local:
+        for check in ("lambda concurrency", "serverless quota", "alarms", "billing"):
+            yield skipped(check, "nothing to check on this machine")
+        return
+    dispatch_max = int(parameters.get("DispatchMaxConcurrency", 0))
+    yield check_lambda_concurrency(target.client("lambda"), dispatch_max, endpoint)
+    yield check_serverless_quota(target.client("service-quotas"), endpoint)
+    yield check_alarm_subscriptions(target.client("sns"), outputs.get("AlarmTopicArn"))
+    yield check_billing_data(target.client("cloudwatch", region=BILLING_REGION), target.region)
+
+
+def exit_status(lines: list[Line]) -> int:
+    """1 when anything would stop uploads from being processed (a FAIL), else 0 (warnings included)."""
+    return 1 if any(line.outcome is Outcome.FAIL for line in lines) else 0
+
+
+def _code(error: ClientError) -> str:
+    return error.response["Error"]["Code"]
