@@ -45,7 +45,7 @@ NO_VALUE = object()  # what Ref AWS::NoValue resolves to: the property (or list 
 
 @dataclass
 class Resolver:
-    """Resolves Ref, GetAtt, Sub, FindInMap, Select and Split against parameter defaults and supplied names; a
+    """Resolves Ref, GetAtt, Sub, FindInMap, Select, Join and Split against parameter defaults and supplied names; a
     property set to ``Ref AWS::NoValue`` is left out, as CloudFormation leaves it out."""
 
     template: dict
@@ -83,6 +83,9 @@ class Resolver:
         if function == "Fn::Select":
             index, items = self(argument)
             return items[int(index)]
+        if function == "Fn::Join":
+            separator, items = self(argument)
+            return separator.join(str(item) for item in items)
         if function == "Fn::Split":
             separator, text = self(argument)
             return text.split(separator)

@@ -69,9 +69,18 @@ def test_the_monthly_budget_notifies_on_actual_and_forecast_spend():
     assert set(kinds) == {"ACTUAL", "FORECASTED"}
     for notification in kinds.values():
         assert notification["Subscribers"] == [{"SubscriptionType": "SNS", "Address": {"Ref": "AlarmTopic"}}]
-    # budgets.amazonaws.com may publish to the topic
-    [statement] = RESOURCES["AlarmTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    assert "budgets.amazonaws.com" in statement["Principal"]["Service"]
+    # budgets.amazonaws.com may publish to the topic (for which budgets: tests/unit/test_policies.py)
+    statements = RESOURCES["AlarmTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert any(statement["Principal"] == {"Service": "budgets.amazonaws.com"} for statement in statements)
+    # and its name is unique in the account, where budget names live, whichever region the stack is in
+    assert budget["Budget"]["BudgetName"] == {"Fn::Sub": "${AWS::StackName}-${AWS::Region}-monthly"}
+
+
+def test_the_failed_rate_is_metric_math_putmetricalarm_accepts():
+    # MAX takes an array of time series, not a number: the former MAX([FILL(dispatched, 0), 1]) is refused by
+    # PutMetricAlarm. IF(condition, a, b) is documented metric math; FILL gives both series a value in every period.
+    [rate] = [m for m in RESOURCES["FailedRateAlarm"]["Properties"]["Metrics"] if m.get("ReturnData")]
+    assert rate["Expression"] == "IF(FILL(dispatched, 0) > 0, 100 * FILL(failed, 0) / FILL(dispatched, 0), 0)"
 
 
 def test_the_alarm_email_is_subscribed_only_when_given():

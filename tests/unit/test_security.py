@@ -33,19 +33,8 @@ def test_bucket_queues_table_log_groups_and_topic_are_encrypted_with_the_data_ke
     assert RESOURCES["AlarmTopic"]["Properties"]["KmsMasterKeyId"] == {"Ref": "DataKey"}
 
 
-def test_the_bucket_refuses_objects_encrypted_with_any_other_key():
-    statements = RESOURCES["ImageBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    [deny] = [s for s in statements if s["Sid"] == "DenyObjectsNotEncryptedWithTheDataKey"]
-    assert (deny["Effect"], deny["Action"]) == ("Deny", "s3:PutObject")
-    assert deny["Condition"] == {
-        "StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": DATA_KEY_ARN}}
-
-
-def test_s3_may_use_the_key_to_publish_to_the_encrypted_queue_but_only_for_this_account():
-    statement = key_statement("S3PublishesToTheEncryptedQueue")
-    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
-    assert set(statement["Action"]) == {"kms:GenerateDataKey", "kms:Decrypt"}
-    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+# Who may put which objects, and who may use the key for what, is evaluated request by request in
+# tests/unit/test_policies.py.
 
 
 def test_cloudwatch_logs_may_use_the_key_only_for_this_accounts_log_groups():

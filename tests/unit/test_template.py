@@ -68,13 +68,13 @@ def test_replaced_versions_expire_and_leave_no_delete_markers_behind():
 
 
 @pytest.mark.parametrize(("function", "readable"), [("ValidateFunction", "Uploads"), ("InferFunction", "Uploads")])
-def test_functions_that_read_objects_may_list_their_prefix_so_a_missing_object_is_a_404(function, readable):
-    # Without s3:ListBucket, S3 answers 403 for a missing key and "deleted before processing" would become FAILED
+def test_functions_that_read_objects_may_list_the_bucket_so_a_missing_object_is_a_404(function, readable):
+    # Without s3:ListBucket, S3 answers 403 for a missing key and "deleted before processing" would become FAILED.
+    # S3's check for it carries no s3:prefix, so a grant conditioned on the prefix would not count: none is set.
     statements = RESOURCES[function]["Properties"]["Policies"][0]["Statement"]
     [listing] = [s for s in statements if s["Action"] == "s3:ListBucket"]
     assert listing["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ImageBucket}"}
-    [allowed] = listing["Condition"]["StringLike"]["s3:prefix"]
-    assert allowed == {"Fn::Sub": ["${Prefix}*", {"Prefix": prefix(readable)}]}
+    assert "Condition" not in listing
     # and may read exactly the version S3 announced under that prefix, nothing more
     [reading] = [s for s in statements if "s3:GetObject" in s["Action"]]
     assert reading["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
@@ -100,7 +100,16 @@ def test_only_this_bucket_in_this_account_may_send_to_the_queue():
     assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
     assert statement["Action"] == "sqs:SendMessage"
     assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
-    # the bucket's name is written twice (to avoid a dependency cycle): both must resolve to the same bucket
+    # the bucket's name is written out again (to avoid a dependency cycle): it must resolve to the same bucket
+    source = resolver(TEMPLATE, {})(statement["Condition"]["ArnEquals"]["aws:SourceArn"])
+    assert source == f"arn:aws:s3:::{stack_names().bucket}"
+
+
+def test_the_data_key_names_the_same_bucket_as_the_bucket_itself():
+    # Given the data key's statement for S3, which cannot reference the bucket it encrypts (a cycle)
+    statements = RESOURCES["DataKey"]["Properties"]["KeyPolicy"]["Statement"]
+    [statement] = [s for s in statements if s["Sid"] == "S3PublishesToTheEncryptedQueue"]
+    # Then its source ARN resolves to the bucket's own name
     source = resolver(TEMPLATE, {})(statement["Condition"]["ArnEquals"]["aws:SourceArn"])
     assert source == f"arn:aws:s3:::{stack_names().bucket}"
 
