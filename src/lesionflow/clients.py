@@ -20,6 +20,8 @@ def stepfunctions():
 
 @cache
 def sagemaker_runtime(read_timeout: int):
-    """Few SDK retries: the state machine retries endpoint errors with backoff and jitter, visibly in its history."""
-    config = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=read_timeout)
+    """One SDK attempt: the state machine retries endpoint errors with backoff and jitter, visibly in its history, and
+    within a schedule that fits an Express workflow (an SDK retry inside the function would double its worst case)."""
+    config = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=2,
+                    read_timeout=read_timeout)
     return boto3.client("sagemaker-runtime", config=config)
