@@ -54,6 +54,7 @@ logging.getLogger("samtranslator").setLevel(logging.ERROR)  # not its "unpublish
 MODEL_DATA = "s3://lesionflow-models-123456789012/vit-ham10000/model.tar.gz"
 OWN_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/lesionflow-model:1.0.0"
 MODEL_DATA_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+HUB_REVISION = {"HuggingFaceModelRevision": "0123456789abcdef0123456789abcdef01234567"}  # a Hub model must be pinned
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,8 @@ class Combination:
 COMBINATIONS = [
     Combination("existing-serverless"),  # the defaults: nothing created
     Combination("existing-instance", {"EndpointCompute": "instance"}),
-    Combination("huggingface-serverless", {"EndpointSource": "huggingface"}),
-    Combination("huggingface-instance", {"EndpointSource": "huggingface", "EndpointCompute": "instance"}),
+    Combination("huggingface-serverless", {"EndpointSource": "huggingface"} | HUB_REVISION),
+    Combination("huggingface-instance", {"EndpointSource": "huggingface", "EndpointCompute": "instance"} | HUB_REVISION),
     Combination("artifact-serverless", {"EndpointSource": "artifact", "ModelDataUrl": MODEL_DATA,
                                         "ContainerImageUri": OWN_IMAGE}),
     Combination("artifact-instance", {"EndpointSource": "artifact", "EndpointCompute": "instance",
@@ -80,7 +81,8 @@ COMBINATIONS = [
                                                   "ModelDataUrl": MODEL_DATA, "InitialInstanceCount": "2",
                                                   "MaxInstanceCount": "2"}),
     # the Hugging Face image's registry comes from a mapping by region
-    Combination("huggingface-serverless-eu-west-1", {"EndpointSource": "huggingface"}, region="eu-west-1", scan=False),
+    Combination("huggingface-serverless-eu-west-1", {"EndpointSource": "huggingface"} | HUB_REVISION, region="eu-west-1",
+                scan=False),
 ]
 
 

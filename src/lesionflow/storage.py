@@ -5,7 +5,8 @@ from botocore.exceptions import ClientError
 from lesionflow.errors import ImageRejected, RejectionClass
 from lesionflow.uploads import Upload
 
-_GONE = {"NoSuchKey", "NoSuchVersion", "404"}
+# 405: the version asked for is a delete marker (S3 answers MethodNotAllowed for a GET of one)
+_GONE = {"NoSuchKey", "NoSuchVersion", "404", "MethodNotAllowed", "405"}
 _CHANGED = {"PreconditionFailed", "412"}
 
 

@@ -4,6 +4,8 @@ The template is read as data and its conditions and intrinsic functions are reso
 local stack's resolver), so each test reads as what a deploy with those parameters would create.
 """
 
+import re
+
 import pytest
 
 from lesionflow_local.stack import resolver as local_resolver
@@ -20,7 +22,8 @@ DATA_KEY_ARN = {"Fn::GetAtt": ["DataKey", "Arn"]}
 
 MODEL_DATA = "s3://lesionflow-models-123456789012/vit/model.tar.gz"
 OWN_IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/lesionflow-model:1.0.0"
-HUB = {"EndpointSource": "huggingface"}
+REVISION = "0123456789abcdef0123456789abcdef01234567"
+HUB = {"EndpointSource": "huggingface", "HuggingFaceModelRevision": REVISION}
 ARTIFACT = {"EndpointSource": "artifact", "ModelDataUrl": MODEL_DATA, "ContainerImageUri": OWN_IMAGE}
 CREATING = [pytest.param(source | {"EndpointCompute": compute}, id=f"{source['EndpointSource']}-{compute}")
             for source in (HUB, ARTIFACT) for compute in ("serverless", "instance")]
@@ -175,7 +178,7 @@ def test_instance_types_are_ones_whose_storage_the_data_key_may_encrypt():
 def test_a_hub_model_is_served_by_the_hugging_face_container_of_the_region_with_network_access(compute):
     # Given a Hub model id and revision
     parameters = HUB | {"EndpointCompute": compute, "HuggingFaceModelId": "acme/derm-vit",
-                        "HuggingFaceModelRevision": "0123abcd"}
+                        "HuggingFaceModelRevision": REVISION}
     # When the stack creates the endpoint in eu-west-1
     model = properties("SageMakerModel", parameters, region="eu-west-1")
     # Then the Hugging Face PyTorch CPU inference container of that region serves it as an image classifier
@@ -183,7 +186,7 @@ def test_a_hub_model_is_served_by_the_hugging_face_container_of_the_region_with_
     assert model["PrimaryContainer"] == {
         "Image": (f"{mapping['eu-west-1']['Registry']}.dkr.ecr.eu-west-1.amazonaws.com/"
                   f"{mapping['Image']['Repository']}:{mapping['Image']['Tag']}"),
-        "Environment": {"HF_MODEL_ID": "acme/derm-vit", "HF_MODEL_REVISION": "0123abcd",
+        "Environment": {"HF_MODEL_ID": "acme/derm-vit", "HF_MODEL_REVISION": REVISION,
                         "HF_TASK": "image-classification"}}
     assert "-cpu-" in mapping["Image"]["Tag"] and mapping["Image"]["Repository"] == "huggingface-pytorch-inference"
     # and the container may reach the Hub, which it downloads the model from at startup
@@ -227,6 +230,23 @@ def test_the_hugging_face_container_may_only_be_asked_for_its_own_contract():
         {"Fn::And": [{"Fn::Equals": [{"Ref": "EndpointSource"}, "artifact"]},
                      {"Fn::Equals": [{"Ref": "ContainerImageUri"}, ""]}]}]}
     assert rule["Assertions"][0]["Assert"] == {"Fn::Equals": [{"Ref": "ModelContract"}, "hf-image-classification"]}
+
+
+@pytest.mark.parametrize(("revision", "accepted"), [
+    ("0123456789abcdef0123456789abcdef01234567", True), ("main", False), ("v1.0", False), ("0123abcd", False),
+    ("0123456789ABCDEF0123456789ABCDEF01234567", False), ("", True)])  # empty: allowed, but the Rule below refuses it
+def test_a_hub_model_revision_is_a_full_commit_hash_never_a_branch(revision, accepted):
+    # Given the parameter's pattern, as CloudFormation applies it to the whole value
+    pattern = PARAMETERS["HuggingFaceModelRevision"]["AllowedPattern"]
+    # Then only a 40-hex commit (or nothing, for the other sources) passes
+    assert bool(re.fullmatch(pattern, revision)) is accepted
+    assert PARAMETERS["HuggingFaceModelRevision"]["Default"] == ""
+
+
+def test_a_hub_endpoint_refuses_to_deploy_without_a_pinned_revision():
+    rule = TEMPLATE["Rules"]["HubModelIsPinned"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "EndpointSource"}, "huggingface"]}
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "HuggingFaceModelRevision"}, ""]}]}
 
 
 def test_artifact_mode_refuses_to_deploy_without_a_model_artifact():
@@ -276,7 +296,7 @@ def test_the_endpoint_role_reads_exactly_the_model_artifact_and_only_in_artifact
         "s3:GetObject", "arn:aws:s3:::lesionflow-models-123456789012/vit/model.tar.gz")
     # and in Hugging Face mode it reads nothing from S3, nor decrypts anything
     hub = statements("SageMakerExecutionRole", HUB | {"ModelDataUrl": MODEL_DATA})
-    assert set(hub) == {"PullTheImage", "AuthenticateToEcr", "WriteTheEndpointLogs"}
+    assert set(hub) == {"PullTheImage", "AuthenticateToEcr", "PutTheEndpointsOwnMetrics", "WriteTheEndpointLogs"}
 
 
 def test_the_endpoint_role_decrypts_the_artifact_only_with_its_key_and_only_through_s3():
@@ -288,7 +308,7 @@ def test_the_endpoint_role_decrypts_the_artifact_only_with_its_key_and_only_thro
 
 
 # Actions AWS documents with no resource-level permissions, so "*" is their only resource.
-NO_RESOURCE_LEVEL = {"ecr:GetAuthorizationToken"}
+NO_RESOURCE_LEVEL = {"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"}
 
 
 def _branches(value):
