@@ -386,6 +386,21 @@ class Target:
             read_timeout=read_timeout, connect_timeout=5, retries={"mode": "standard", "max_attempts": 1}))
 
 
+def deployed_target(name: str | None, region: str | None, profile: str | None) -> Target:
+    """The deployed stack ``name`` (default: samconfig.toml's) in ``region`` with ``profile``'s credentials."""
+    from lesionflow_cli.stack import deployed_session, stack_name
+
+    session = deployed_session(region, profile)
+    return Target(session=session, stack_name=stack_name(name), region=session.region_name)
+
+
+def local_target(stack) -> Target:
+    """The local stack, which publishes its parameters and outputs as the CloudFormation stack ``lesionflow-local``."""
+    from lesionflow_local.stack import STACK_NAME
+
+    return Target(session=stack.session, stack_name=STACK_NAME, region=stack.region, endpoint_url=stack.endpoint_url)
+
+
 def run(target: Target) -> Iterator[Announcement | Line]:
     facts = describe_stack(target.client("cloudformation"), target.stack_name)
     if target.local:

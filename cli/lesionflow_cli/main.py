@@ -141,19 +141,13 @@ def stack_of(args):
 
 
 def run_check(args) -> int:
-    from lesionflow_cli.check import Announcement, Target, exit_status, run
-    from lesionflow_cli.stack import deployed_session, stack_name
+    from lesionflow_cli.check import Announcement, deployed_target, exit_status, local_target, run
 
     if args.local or args.stack_endpoint_url:
-        from lesionflow_local.stack import STACK_NAME
-
-        local = stack_of(args)
-        target = Target(session=local.session, stack_name=STACK_NAME, region=local.region,
-                        endpoint_url=local.endpoint_url)
-        print(f"lesionflow check: the local stack at {local.endpoint_url}")
+        target = local_target(stack_of(args))
+        print(f"lesionflow check: the local stack at {target.endpoint_url}")
     else:
-        session = deployed_session(args.region, args.profile)
-        target = Target(session=session, stack_name=stack_name(args.stack), region=session.region_name)
+        target = deployed_target(args.stack, args.region, args.profile)
         print(f"lesionflow check: stack {target.stack_name} in {target.region}")
     lines, announced = [], False
     for item in run(target):

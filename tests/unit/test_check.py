@@ -383,3 +383,36 @@ def test_a_missing_stack_stops_the_run_after_its_line(aws):
     lines = list(check.run(target))
     assert [(line.check, line.outcome) for line in lines] == [("stack", Outcome.FAIL)]
 
+
+
+def test_a_deployed_stack_is_checked_line_by_line_in_order(aws, model_server, monkeypatch):
+    # Given a deployed stack (moto) naming a serverless endpoint, whose runtime is the real model server,
+    # with a message in its dead-letter queue
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", model_server.url)
+    model_server.faults = FaultInjector()
+    _create_endpoint(client("sagemaker"), {"ServerlessConfig": {"MemorySizeInMB": 4096, "MaxConcurrency": 5}})
+    sqs = client("sqs")
+    dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+    sqs.send_message(QueueUrl=dlq, MessageBody="poison")
+    parameters = {"EndpointName": ENDPOINT, "ModelContract": CONTRACT.name, "InvokeTimeoutSeconds": "5",
+                  "DispatchMaxConcurrency": "5"}
+    client("cloudformation").create_stack(StackName="lesionflow", TemplateBody=json.dumps({
+        "Parameters": {name: {"Type": "String"} for name in parameters},
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {"AlarmTopicArn": {"Value": {"Ref": "Topic"}}, "DeadLetterQueueUrl": {"Value": dlq}}}),
+        Parameters=[{"ParameterKey": name, "ParameterValue": value} for name, value in parameters.items()])
+
+    # When the whole check runs (the one quota moto does not know comes from a Stubber)
+    class Deployed(check.Target):
+        def client(self, service, region=None, config=None):
+            return _quota(10.0) if service == "service-quotas" else super().client(service, region, config)
+
+    items = list(check.run(Deployed(session=boto3.Session(region_name=REGION), stack_name="lesionflow", region=REGION)))
+    lines = {item.check: item for item in items if isinstance(item, Line)}
+
+    # Then every line is there, in order, the model really answered, and the dead letter fails the run
+    assert list(lines) == ["stack", "endpoint", "answer", "dead letters", "lambda concurrency", "serverless quota",
+                           "alarms", "billing"]
+    assert lines["stack"].outcome is lines["endpoint"].outcome is lines["answer"].outcome is Outcome.OK
+    assert lines["dead letters"].outcome is Outcome.FAIL and lines["alarms"].outcome is Outcome.WARN
+    assert check.exit_status(list(lines.values())) == 1
