@@ -109,3 +109,17 @@ def test_a_bucket_created_without_its_declared_versioning_is_reported_and_one_wi
     # Then only the unversioned bucket is reported
     assert checked == 2
     assert gaps == {"AWS::S3::Bucket VersioningConfiguration": 1}
+
+
+def test_parameters_a_rule_of_the_template_refuses_fail_the_rehearsal_though_moto_would_create_the_stack():
+    # Given a rule like the template's: a Hub endpoint needs a pinned revision
+    template = TEMPLATE | {"Parameters": TEMPLATE["Parameters"] | {"Revision": {"Type": "String", "Default": ""}},
+                           "Rules": {"HubModelIsPinned": {
+                               "RuleCondition": {"Fn::Equals": [{"Ref": "Source"}, "huggingface"]},
+                               "Assertions": [{"Assert": {"Fn::Not": [{"Fn::Equals": [{"Ref": "Revision"}, ""]}]},
+                                               "AssertDescription": "pin the revision"}]}}}
+    # When the rules are evaluated for the defaults, a pinned Hub endpoint and an unpinned one
+    # Then only the unpinned one is refused, with the rule's own words
+    assert rehearse.broken_rules(template, {}) == []
+    assert rehearse.broken_rules(template, {"Source": "huggingface", "Revision": "0" * 40}) == []
+    assert rehearse.broken_rules(template, {"Source": "huggingface"}) == ["Rule HubModelIsPinned: pin the revision"]
