@@ -18,9 +18,10 @@ requests whose outcome AWS documents. What this implements, from the IAM User Gu
 An operator this module does not know raises: a new condition in the template must be taught here, not skipped.
 """
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
-from fnmatch import fnmatchcase
+from functools import cache
 
 
 class Decision(StrEnum):
@@ -55,7 +56,7 @@ def applies(statement: dict, request: Request) -> bool:
     """Does the statement cover this request (principal, action, resource) and does its condition hold?"""
     return (_principal_matches(statement, request.principal)
             and _element_matches(statement, "Action", request.action, _action_matches)
-            and _element_matches(statement, "Resource", request.resource, fnmatchcase)
+            and _element_matches(statement, "Resource", request.resource, wildcard)
             and condition_holds(statement.get("Condition", {}), request))
 
 
@@ -63,10 +64,20 @@ def condition_holds(condition: dict, request: Request) -> bool:
     return all(_operator_holds(operator, keys, request) for operator, keys in condition.items())
 
 
+@cache
+def _wildcard_regex(pattern: str) -> re.Pattern:
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), re.DOTALL)
+
+
+def wildcard(value: str, pattern: str) -> bool:
+    """IAM's wildcards: ``*`` any run of characters, ``?`` one; everything else literal (unlike fnmatch, no [...])."""
+    return _wildcard_regex(pattern).fullmatch(value) is not None
+
+
 _STRING = {"StringEquals": (False, lambda value, pattern: value == pattern),
            "StringNotEquals": (True, lambda value, pattern: value == pattern),
-           "StringLike": (False, fnmatchcase),
-           "StringNotLike": (True, fnmatchcase),
+           "StringLike": (False, wildcard),
+           "StringNotLike": (True, wildcard),
            "ArnEquals": (False, lambda value, pattern: _arn_matches(value, pattern)),
            "ArnLike": (False, lambda value, pattern: _arn_matches(value, pattern)),
            "ArnNotEquals": (True, lambda value, pattern: _arn_matches(value, pattern)),
@@ -96,11 +107,11 @@ def _operator_holds(operator: str, keys: dict, request: Request) -> bool:
 
 def _arn_matches(value: str, pattern: str) -> bool:
     values, patterns = value.split(":", 5), pattern.split(":", 5)
-    return len(values) == len(patterns) == 6 and all(map(fnmatchcase, values, patterns))
+    return len(values) == len(patterns) == 6 and all(map(wildcard, values, patterns))
 
 
 def _action_matches(action: str, pattern: str) -> bool:
-    return fnmatchcase(action.lower(), pattern.lower())
+    return wildcard(action.lower(), pattern.lower())
 
 
 def _element_matches(statement: dict, element: str, value: str, matches) -> bool:
@@ -112,6 +123,8 @@ def _element_matches(statement: dict, element: str, value: str, matches) -> bool
 
 
 def _principal_matches(statement: dict, principal: dict[str, str]) -> bool:
+    if "NotPrincipal" in statement:
+        raise NotImplementedError("the policy evaluator does not evaluate NotPrincipal")
     if "Principal" not in statement:
         return True  # an identity policy: it applies to the identity it is attached to
     named = statement["Principal"]

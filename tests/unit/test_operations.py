@@ -76,11 +76,13 @@ def test_the_monthly_budget_notifies_on_actual_and_forecast_spend():
     assert budget["Budget"]["BudgetName"] == {"Fn::Sub": "${AWS::StackName}-${AWS::Region}-monthly"}
 
 
-def test_the_failed_rate_is_metric_math_putmetricalarm_accepts():
-    # MAX takes an array of time series, not a number: the former MAX([FILL(dispatched, 0), 1]) is refused by
-    # PutMetricAlarm. IF(condition, a, b) is documented metric math; FILL gives both series a value in every period.
+def test_the_failed_rate_is_plain_metric_math_and_failures_without_dispatches_still_alarm():
+    # IF(condition, a, b) and FILL are documented metric math for alarms (MAX([series, 1]), which mixed a number into
+    # an array of series, is gone). A period with failures but no dispatch data reads 100%, not 0%: an execution that
+    # started in the previous period, or a dispatcher whose metric went missing, must not hide failures.
     [rate] = [m for m in RESOURCES["FailedRateAlarm"]["Properties"]["Metrics"] if m.get("ReturnData")]
-    assert rate["Expression"] == "IF(FILL(dispatched, 0) > 0, 100 * FILL(failed, 0) / FILL(dispatched, 0), 0)"
+    assert rate["Expression"] == (
+        "IF(FILL(dispatched, 0) > 0, 100 * FILL(failed, 0) / FILL(dispatched, 0), IF(FILL(failed, 0) > 0, 100, 0))")
 
 
 def test_the_alarm_email_is_subscribed_only_when_given():

@@ -61,10 +61,12 @@ def role_policy(resource: str) -> dict:
     return deployed({"Statement": statements})
 
 
-def put(object_key: str, algorithm: str | None = None, key: str | None = None) -> Request:
+def put(object_key: str, algorithm: str | None = None, key: str | None = None, customer_algorithm: str | None = None
+        ) -> Request:
     """A PutObject (also what UploadPart and CreateMultipartUpload are authorised as) by a role of this account,
     with the condition keys S3 sets from its x-amz-server-side-encryption headers (none when they are absent)."""
-    headers = {"s3:x-amz-server-side-encryption": algorithm, "s3:x-amz-server-side-encryption-aws-kms-key-id": key}
+    headers = {"s3:x-amz-server-side-encryption": algorithm, "s3:x-amz-server-side-encryption-aws-kms-key-id": key,
+               "s3:x-amz-server-side-encryption-customer-algorithm": customer_algorithm}
     return Request("s3:PutObject", f"{BUCKET_ARN}/{object_key}", ROLE,
                    TLS | {name: value for name, value in headers.items() if value is not None})
 
@@ -89,6 +91,10 @@ BUCKET_REQUESTS = {
         (put("uploads/a.jpg", algorithm="aws:kms"), REFUSED),
     "SSE-S3 (AES256)":
         (put("uploads/a.jpg", algorithm="AES256"), REFUSED),
+    "SSE-C (a key the client sends and LesionFlow never holds)":
+        (put("uploads/a.jpg", customer_algorithm="AES256"), REFUSED),
+    "a key id or alias instead of the key's ARN (the condition compares the header as sent)":
+        (put("uploads/a.jpg", algorithm="aws:kms", key="alias/lesionflow-data"), REFUSED),
     "dual-layer SSE-KMS, even with the data key":
         (put("uploads/a.jpg", algorithm="aws:kms:dsse", key=KEY_ARN), REFUSED),
     "any request over plain HTTP":
@@ -134,7 +140,7 @@ def test_only_this_buckets_notifications_reach_the_ingest_queue(request_, outcom
 
 # --------------------------------------------------------------------------------------------- the data key
 ALARM_ARN = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:lesionflow-DeadLetterQueueAlarm-X1"
-BUDGET_ARN = f"arn:aws:budgets::{ACCOUNT}:budget/lesionflow-us-east-1-monthly"
+BUDGET_ARN = f"arn:aws:budgets::{ACCOUNT}:budget/lesionflow-us-east-1-monthly"  # the Budgets guide scopes by account
 LOG_GROUP_ARN = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/vendedlogs/states/lesionflow-pipeline"
 
 

@@ -73,3 +73,11 @@ def test_an_explicit_deny_wins_over_an_allow_and_nothing_applicable_is_an_implic
 def test_an_operator_the_evaluator_does_not_know_fails_loudly_instead_of_passing():
     with pytest.raises(NotImplementedError):
         condition_holds({"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}, Request("s3:GetObject", "*", {"AWS": "x"}))
+
+
+def test_wildcards_are_iams_star_and_question_mark_and_brackets_are_literal():
+    arn = {"aws:SourceArn": "arn:aws:s3:::b[1]"}
+    assert condition_holds({"StringLike": {"aws:SourceArn": "arn:aws:s3:::b[1]"}}, Request("a", "r", {"AWS": "x"}, arn))
+    assert not condition_holds({"StringLike": {"aws:SourceArn": "arn:aws:s3:::b1"}},
+                               Request("a", "r", {"AWS": "x"}, {"aws:SourceArn": "arn:aws:s3:::b[1]"}))
+    assert condition_holds({"StringLike": {"aws:SourceArn": "arn:aws:s3:::b?1?"}}, Request("a", "r", {"AWS": "x"}, arn))
