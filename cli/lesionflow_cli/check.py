@@ -8,21 +8,30 @@ someone uninformed (alarms, billing) or what could not be read.
 
 The lines, and when each fails:
 
-- stack: FAIL unless CREATE_COMPLETE, UPDATE_COMPLETE or IMPORT_COMPLETE (in progress, failed, ROLLBACK_COMPLETE);
-  warn on UPDATE_ROLLBACK_COMPLETE / IMPORT_ROLLBACK_COMPLETE (the stack works, on its previous template).
+- stack: ok on CREATE_COMPLETE, UPDATE_COMPLETE, IMPORT_COMPLETE and UPDATE_COMPLETE_CLEANUP_IN_PROGRESS (the update
+  succeeded; CloudFormation only removes the resources it replaced); warn on UPDATE_ROLLBACK_COMPLETE,
+  UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS and IMPORT_ROLLBACK_COMPLETE (the stack works, on its previous
+  template); FAIL otherwise (in progress, failed, ROLLBACK_COMPLETE).
 - endpoint: FAIL when the stack's EndpointName does not exist, or is Creating, OutOfService, Failed or Deleting; warn
   while Updating, SystemUpdating or RollingBack (it serves on its current configuration meanwhile).
 - answer: one generated image through the stack's ModelContract (``invoke_endpoint`` and ``read_scores``, the
   pipeline's own code); FAIL unless it answers a valid set of scores. A ModelNotReady or a timeout (a serverless cold
-  start) is tried once more with a 60 s read timeout.
+  start) is tried once more with a 60 s read timeout. A refusal the pipeline does not translate is named by its error
+  code only (SageMaker's message may echo the request): AccessDenied as a missing permission.
 - dead letters: FAIL when the dead-letter queue holds messages (``lesionflow redrive`` after finding out why).
 - lambda concurrency: FAIL when the account's unreserved concurrency is below what the pipeline can use at once:
   DispatchMaxConcurrency dispatchers, plus a Validate and an Infer for each invocation the endpoint takes at once
   (its serverless MaxConcurrency; DispatchMaxConcurrency stands in for an instance endpoint). Short of that, under
   load the dispatchers are throttled (messages drift to the dead-letter queue) and steps fail with
   Lambda.TooManyRequestsException once retries run out. New accounts can have a limit of 10.
-- serverless concurrency: FAIL when the account's SageMaker quota for all serverless endpoints together (Service
-  Quotas L-96300102) is below the endpoint's MaxConcurrency.
+- serverless quota: SageMaker holds the MaxConcurrency of all serverless endpoints in the region together to the
+  account's quota L-96300102, and enforces it when an endpoint is created or updated (an endpoint that exists fitted
+  when it was made). The line lists the region's serverless endpoints (ListEndpoints, each one's DescribeEndpoint)
+  and says "quota Q; this endpoint M; all serverless endpoints T" (T counts M). M is the endpoint's MaxConcurrency,
+  or the stack's ServerlessMaxConcurrency when the stack creates a serverless endpoint and asks more (or it does not
+  exist yet). FAIL when T exceeds Q: M is more than the quota leaves after the other endpoints, so the deploy or
+  update that sets it is refused; warn when T is Q (no headroom to raise ServerlessMaxConcurrency or add a
+  serverless endpoint); ok otherwise, and for an endpoint on instances.
 - alarms: warn unless the alarm topic has a confirmed subscription (PendingConfirmation is not one).
 - billing: warn unless AWS/Billing EstimatedCharges data exists in us-east-1, where the billing alarm watches it.
 
@@ -55,7 +64,11 @@ from lesionflow.preprocessing import model_input
 from lesionflow_local.fault_plan import synthetic_lesion_jpeg
 
 COMPLETE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
-ROLLED_BACK_UPDATE = {"UPDATE_ROLLBACK_COMPLETE", "IMPORT_ROLLBACK_COMPLETE"}
+UPDATED_CLEANING_UP = "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"  # the update succeeded; replaced resources are removed
+ROLLED_BACK_UPDATE = {"UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS",
+                      "IMPORT_ROLLBACK_COMPLETE"}
+CREATES_ENDPOINT = {"huggingface", "artifact"}  # EndpointSource values with which the stack creates the endpoint
+ACCESS_DENIED = {"AccessDeniedException", "AccessDenied"}
 SERVING_WHILE_CHANGING = {"Updating", "SystemUpdating", "RollingBack"}
 RETRY_READ_TIMEOUT = 60  # seconds: a serverless endpoint's cold start
 SERVERLESS_QUOTA_CODE = "L-96300102"  # "Maximum total concurrency that can be allocated across all serverless endpoints"
@@ -120,17 +133,26 @@ def describe_stack(cloudformation, name: str) -> StackFacts | None:
 
 
 def describe_endpoint(sagemaker, name: str) -> EndpointFacts | None:
-    """The endpoint's status and serverless MaxConcurrency (summed over its serverless variants); None if it does
-    not exist (SageMaker answers ValidationException, "Could not find endpoint ...")."""
+    """The endpoint's status and serverless MaxConcurrency (summed over its serverless variants, shadow variants
+    included); None if it does not exist (SageMaker answers ValidationException, "Could not find endpoint ...").
+
+    DescribeEndpoint gives each variant's CurrentServerlessConfig (DesiredServerlessConfig while it changes); only an
+    endpoint that has no variants yet (Creating, or Failed before it had any) is read from its endpoint config."""
     try:
         endpoint = sagemaker.describe_endpoint(EndpointName=name)
     except ClientError as error:
         if _code(error) == "ValidationException":
             return None
         raise
-    config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
-    serverless = [variant["ServerlessConfig"]["MaxConcurrency"] for variant in config["ProductionVariants"]
-                  if variant.get("ServerlessConfig")]
+    variants = endpoint.get("ProductionVariants", []) + endpoint.get("ShadowProductionVariants", [])
+    if variants:
+        serverless = [config["MaxConcurrency"] for variant in variants
+                      if (config := variant.get("CurrentServerlessConfig") or variant.get("DesiredServerlessConfig"))]
+    else:
+        config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+        serverless = [variant["ServerlessConfig"]["MaxConcurrency"] for variant in
+                      config["ProductionVariants"] + config.get("ShadowProductionVariants", [])
+                      if variant.get("ServerlessConfig")]
     return EndpointFacts(name=name, status=endpoint["EndpointStatus"], failure_reason=endpoint.get("FailureReason"),
                          serverless_max_concurrency=sum(serverless) if serverless else None)
 
@@ -144,6 +166,27 @@ def serverless_quota(quotas) -> float:
             raise
     return quotas.get_aws_default_service_quota(ServiceCode="sagemaker",
                                                 QuotaCode=SERVERLESS_QUOTA_CODE)["Quota"]["Value"]
+
+
+def other_serverless_endpoints(sagemaker, excluding: str) -> dict[str, int]:
+    """The MaxConcurrency of every serverless endpoint in the region but ``excluding``: ListEndpoints (every page),
+    then each one's DescribeEndpoint. One that is gone by the time it is described counts nothing."""
+    pages = sagemaker.get_paginator("list_endpoints").paginate()
+    names = [summary["EndpointName"] for page in pages for summary in page["Endpoints"]
+             if summary["EndpointName"] != excluding]
+    found = {name: describe_endpoint(sagemaker, name) for name in names}
+    return {name: facts.serverless_max_concurrency for name, facts in found.items()
+            if facts is not None and facts.serverless_max_concurrency}
+
+
+def stack_serverless_ask(parameters: dict[str, str]) -> int | None:
+    """The stack's ServerlessMaxConcurrency when it creates a serverless endpoint (EndpointSource huggingface or
+    artifact, EndpointCompute serverless); None when it invokes an existing one or creates one on instances."""
+    if (parameters.get("EndpointSource") not in CREATES_ENDPOINT
+            or parameters.get("EndpointCompute", "serverless") != "serverless"
+            or not parameters.get("ServerlessMaxConcurrency", "").isdigit()):
+        return None
+    return int(parameters["ServerlessMaxConcurrency"])
 
 
 def subscriptions(sns, topic_arn: str) -> list[dict]:
@@ -167,10 +210,14 @@ def check_stack(facts: StackFacts | None, name: str, region: str) -> Line:
     found = f"{facts.name} is {facts.status}"
     if facts.status in COMPLETE:
         return Line(check="stack", outcome=Outcome.OK, found=found)
+    if facts.status == UPDATED_CLEANING_UP:
+        return Line(check="stack", outcome=Outcome.OK, found=f"{found}: the update succeeded and runs its new "
+                    "template; CloudFormation is removing the resources it replaced")
     events = f"see why in its events: aws cloudformation describe-stack-events --stack-name {facts.name}"
     if facts.status in ROLLED_BACK_UPDATE:
+        cleanup = "; CloudFormation is removing what the update had created" if "CLEANUP" in facts.status else ""
         return Line(check="stack", outcome=Outcome.WARN, found=f"{found}: the last update was rolled back, so it "
-                    "runs its previous template", advice=f"{events}; fix and deploy again")
+                    f"runs its previous template{cleanup}", advice=f"{events}; fix and deploy again")
     if facts.status.endswith("_IN_PROGRESS"):
         advice = "wait until it is complete, then run `lesionflow check` again"
     elif facts.status == "ROLLBACK_COMPLETE":
@@ -234,9 +281,16 @@ def check_answer(runtime: Callable[[int], object], endpoint_name: str, contract:
         yield Line(check="answer", outcome=Outcome.FAIL, found=f"it refused what contract {contract.name} sends: "
                    f"{error}", advice="deploy with the ModelContract the endpoint's model speaks")
         return
-    except ClientError as error:
-        yield Line(check="answer", outcome=Outcome.FAIL, found=f"InvokeEndpoint was refused ({_code(error)})",
-                   advice=f"your credentials need sagemaker:InvokeEndpoint on {endpoint_name}")
+    except ClientError as error:  # not translated by invoke_endpoint; its message may echo the request: not shown
+        code, status = _code(error), error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+        if code in ACCESS_DENIED:
+            advice = f"your credentials need sagemaker:InvokeEndpoint on {endpoint_name}"
+        else:
+            advice = (f"look up {code} among the errors of SageMaker Runtime's InvokeEndpoint (the credentials, the "
+                      f"region, the endpoint's logs in /aws/sagemaker/Endpoints/{endpoint_name}), then run "
+                      "`lesionflow check` again")
+        yield Line(check="answer", outcome=Outcome.FAIL, found=f"InvokeEndpoint was refused ({code}, status {status})",
+                   advice=advice)
         return
     seconds = time.monotonic() - started
     label = max(scores, key=scores.__getitem__)
@@ -293,29 +347,60 @@ def check_lambda_concurrency(lambda_client, dispatch_max: int, endpoint: Endpoin
                        f"or ServerlessMaxConcurrency")
 
 
-def check_serverless_quota(quotas, endpoint: EndpointFacts | None) -> Line:
-    if endpoint is None:
+def check_serverless_quota(quotas, sagemaker, name: str, endpoint: EndpointFacts | None, stack_asks: int | None,
+                           described: bool = True) -> Line:
+    """``endpoint``: the stack's endpoint ``name`` as described (None: it does not exist; ``described`` False: it
+    could not be described). ``stack_asks``: the stack's ServerlessMaxConcurrency if it creates a serverless one."""
+    if not described:
         return Line(check="serverless quota", outcome=Outcome.WARN,
-                    found="not checked: the endpoint was not described (see the endpoint line)")
-    if endpoint.serverless_max_concurrency is None:
+                    found="not checked: the endpoint could not be described (see the endpoint line)")
+    if endpoint is None and stack_asks is None:
+        return Line(check="serverless quota", outcome=Outcome.WARN,
+                    found=f"not checked: endpoint {name} does not exist (see the endpoint line) and this stack does "
+                          "not create a serverless one")
+    running = (endpoint.serverless_max_concurrency or 0) if endpoint else 0
+    wanted = max(running, stack_asks or 0)
+    if wanted == 0:
         return Line(check="serverless quota", outcome=Outcome.OK,
-                    found=f"{endpoint.name} runs on instances: no serverless concurrency quota applies")
-    wanted = endpoint.serverless_max_concurrency
+                    found=f"{name} runs on instances: no serverless concurrency quota applies")
+    quota_name = (f"Service Quotas, SageMaker, {SERVERLESS_QUOTA_CODE} 'Maximum total concurrency that can be "
+                  "allocated across all serverless endpoints'")
     try:
         quota = serverless_quota(quotas)
     except ClientError as error:
         return Line(check="serverless quota", outcome=Outcome.WARN,
-                    found=f"cannot read the SageMaker serverless concurrency quota ({_code(error)}); the endpoint's "
-                          f"MaxConcurrency is {wanted}", advice=f"see Service Quotas, SageMaker, "
-                          f"{SERVERLESS_QUOTA_CODE} 'Maximum total concurrency that can be allocated across all "
-                          f"serverless endpoints'")
-    found = (f"the account's total serverless concurrency quota is {quota:g}, the endpoint's MaxConcurrency {wanted} "
-             f"(the quota is shared by every serverless endpoint in the region)")
-    if quota >= wanted:
-        return Line(check="serverless quota", outcome=Outcome.OK, found=found)
-    return Line(check="serverless quota", outcome=Outcome.FAIL, found=found,
-                advice=f"request {SERVERLESS_QUOTA_CODE} of at least {wanted} in Service Quotas (SageMaker), or "
-                       f"deploy with ServerlessMaxConcurrency={quota:g}")
+                    found=f"cannot read the SageMaker serverless concurrency quota ({_code(error)}); this endpoint's "
+                          f"MaxConcurrency is {wanted}", advice=f"see {quota_name}")
+    try:
+        others = other_serverless_endpoints(sagemaker, excluding=name)
+    except ClientError as error:
+        return Line(check="serverless quota", outcome=Outcome.WARN,
+                    found=f"cannot list the region's serverless endpoints ({_code(error)}); quota {quota:g}, this "
+                          f"endpoint {wanted}", advice="your credentials need sagemaker:ListEndpoints and "
+                          "sagemaker:DescribeEndpoint; or add up every serverless endpoint's MaxConcurrency yourself "
+                          "(aws sagemaker list-endpoints)")
+    taken = sum(others.values())
+    total, room = taken + wanted, quota - taken
+    if endpoint is None:
+        whose = " (the stack's ServerlessMaxConcurrency: the endpoint does not exist yet)"
+    elif wanted > running:
+        whose = f" (the stack's ServerlessMaxConcurrency: it runs with {running})"
+    else:
+        whose = ""
+    found = (f"quota {quota:g}; this endpoint {wanted}{whose}; all serverless endpoints {total} "
+             f"({len(others)} other(s) in the region take {taken})")
+    if total > quota:
+        lower = f", deploy with ServerlessMaxConcurrency={room:g}" if room >= 1 else ""
+        return Line(check="serverless quota", outcome=Outcome.FAIL, found=found,
+                    advice=f"SageMaker refuses to create or update this endpoint with MaxConcurrency {wanted}: the "
+                           f"quota leaves {max(room, 0):g} after the other endpoints. Request {SERVERLESS_QUOTA_CODE} "
+                           f"of at least {total} in Service Quotas (SageMaker){lower}, or lower or delete other "
+                           "serverless endpoints")
+    if total == quota:
+        return Line(check="serverless quota", outcome=Outcome.WARN, found=f"{found}: no headroom",
+                    advice="raising ServerlessMaxConcurrency or adding a serverless endpoint in this region would be "
+                           f"refused; request more of {quota_name} first")
+    return Line(check="serverless quota", outcome=Outcome.OK, found=f"{found}: {quota - total:g} to spare")
 
 
 def check_alarm_subscriptions(sns, topic_arn: str | None) -> Line:
@@ -413,16 +498,18 @@ def run(target: Target) -> Iterator[Announcement | Line]:
         return
     parameters, outputs = facts.parameters, facts.outputs
     endpoint_name = parameters.get("EndpointName", "")
-    endpoint = None
+    endpoint, described = None, True
     if target.local:
         yield skipped("endpoint", "the local endpoint has no control plane: the next line invokes it")
     else:
         try:
             endpoint = describe_endpoint(target.client("sagemaker"), endpoint_name)
         except ClientError as error:
+            described = False
             yield Line(check="endpoint", outcome=Outcome.WARN, found=f"cannot describe endpoint {endpoint_name} "
-                       f"({_code(error)})", advice="your credentials need sagemaker:DescribeEndpoint and "
-                       "sagemaker:DescribeEndpointConfig; the next line invokes it all the same")
+                       f"({_code(error)})", advice="your credentials need sagemaker:DescribeEndpoint (and "
+                       "sagemaker:DescribeEndpointConfig while it is being created); the next line invokes it all "
+                       "the same")
         else:
             yield check_endpoint(endpoint, endpoint_name)
     try:
@@ -440,7 +527,8 @@ def run(target: Target) -> Iterator[Announcement | Line]:
         return
     dispatch_max = int(parameters.get("DispatchMaxConcurrency", 0))
     yield check_lambda_concurrency(target.client("lambda"), dispatch_max, endpoint)
-    yield check_serverless_quota(target.client("service-quotas"), endpoint)
+    yield check_serverless_quota(target.client("service-quotas"), target.client("sagemaker"), endpoint_name, endpoint,
+                                 stack_serverless_ask(parameters), described)
     yield check_alarm_subscriptions(target.client("sns"), outputs.get("AlarmTopicArn"))
     yield check_billing_data(target.client("cloudwatch", region=BILLING_REGION), target.region)
 

@@ -35,7 +35,8 @@ CHECK_HELP = """\
 The post-deploy check: one line per check, ok / warn / FAIL / skipped (local), what was found and what to do.
 Exits 1 when anything would stop uploads from being processed (a FAIL), 0 otherwise (warnings included).
 
-  stack               FAIL unless CREATE_/UPDATE_/IMPORT_COMPLETE; warn on UPDATE_ROLLBACK_COMPLETE
+  stack               FAIL unless CREATE_/UPDATE_/IMPORT_COMPLETE or UPDATE_COMPLETE_CLEANUP_IN_PROGRESS;
+                      warn on UPDATE_ROLLBACK_COMPLETE (also while cleaning up): it runs its previous template
   endpoint            FAIL unless the stack's EndpointName exists and is InService (warn while Updating)
   answer              FAIL unless the endpoint answers one generated image (no patient data) with valid scores
                       through the stack's ModelContract; a cold start is retried once with a 60 s timeout
@@ -43,7 +44,9 @@ Exits 1 when anything would stop uploads from being processed (a FAIL), 0 otherw
   lambda concurrency  FAIL when the account's unreserved Lambda concurrency is under DispatchMaxConcurrency
                       + 2 x the endpoint's concurrency (serverless MaxConcurrency, else DispatchMaxConcurrency):
                       the dispatchers plus a Validate and an Infer per invocation the endpoint takes at once
-  serverless quota    FAIL when SageMaker's serverless concurrency quota (L-96300102) is under MaxConcurrency
+  serverless quota    quota Q (L-96300102); this endpoint M; all serverless endpoints in the region T:
+                      FAIL when T > Q (creating or updating the endpoint with M is refused), warn when T = Q
+                      (no headroom to raise ServerlessMaxConcurrency or add an endpoint)
   alarms              warn unless the alarm topic has a confirmed subscription
   billing             warn unless AWS/Billing EstimatedCharges data exists in us-east-1
 

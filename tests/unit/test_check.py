@@ -75,10 +75,13 @@ def test_a_missing_stack_fails_and_says_how_to_deploy_it(aws):
 
 @pytest.mark.parametrize(("status", "outcome"), [
     ("UPDATE_COMPLETE", Outcome.OK), ("IMPORT_COMPLETE", Outcome.OK),
-    ("CREATE_IN_PROGRESS", Outcome.FAIL), ("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", Outcome.FAIL),
+    ("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", Outcome.OK),
+    ("CREATE_IN_PROGRESS", Outcome.FAIL), ("UPDATE_IN_PROGRESS", Outcome.FAIL),
+    ("UPDATE_ROLLBACK_IN_PROGRESS", Outcome.FAIL), ("REVIEW_IN_PROGRESS", Outcome.FAIL),
     ("CREATE_FAILED", Outcome.FAIL), ("ROLLBACK_COMPLETE", Outcome.FAIL), ("ROLLBACK_IN_PROGRESS", Outcome.FAIL),
     ("UPDATE_ROLLBACK_FAILED", Outcome.FAIL), ("DELETE_IN_PROGRESS", Outcome.FAIL),
-    ("UPDATE_ROLLBACK_COMPLETE", Outcome.WARN),
+    ("UPDATE_ROLLBACK_COMPLETE", Outcome.WARN), ("UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS", Outcome.WARN),
+    ("IMPORT_ROLLBACK_COMPLETE", Outcome.WARN),
 ])
 def test_only_a_complete_stack_is_ok(status, outcome):
     # Given CloudFormation describes the stack in this status
@@ -89,6 +92,19 @@ def test_only_a_complete_stack_is_ok(status, outcome):
     line = check.check_stack(check.describe_stack(cloudformation, "lesionflow"), "lesionflow", REGION)
     assert line.outcome is outcome and status in line.found
     assert bool(line.advice) == (outcome is not Outcome.OK)
+
+
+@pytest.mark.parametrize(("status", "says"), [
+    ("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", "the update succeeded and runs its new template"),
+    ("UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS", "runs its previous template; CloudFormation is removing"),
+])
+def test_a_stack_cleaning_up_after_an_update_says_which_template_it_runs(status, says):
+    # Given a stack CloudFormation is cleaning up after an update (succeeded, or rolled back)
+    facts = check.StackFacts(name="lesionflow", status=status)
+
+    # When it is checked, Then the line says which template serves, not "wait until it is complete"
+    line = check.check_stack(facts, "lesionflow", REGION)
+    assert says in line.found and "wait until" not in line.advice
 
 
 # ------------------------------------------------------------------------------------------------ endpoint
@@ -113,6 +129,58 @@ def test_an_in_service_serverless_endpoint_is_ok_with_its_max_concurrency(aws):
     # Then it is ok, InService, serverless with MaxConcurrency 5
     assert line.outcome is Outcome.OK and facts.serverless_max_concurrency == 5
     assert "InService" in line.found and "MaxConcurrency 5" in line.found
+
+
+def _described(variants: list[dict] | None, shadows: list[dict] | None = None, status: str = "InService") -> dict:
+    endpoint = {"EndpointName": ENDPOINT,
+                "EndpointArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}",
+                "EndpointConfigName": "c", "EndpointStatus": status, "CreationTime": datetime.now(timezone.utc),
+                "LastModifiedTime": datetime.now(timezone.utc)}
+    if variants is not None:
+        endpoint["ProductionVariants"] = [{"VariantName": f"v{i}"} | v for i, v in enumerate(variants)]
+    if shadows is not None:
+        endpoint["ShadowProductionVariants"] = [{"VariantName": f"s{i}"} | v for i, v in enumerate(shadows)]
+    return endpoint
+
+
+@pytest.mark.parametrize(("variants", "shadows", "expected"), [
+    ([{"CurrentServerlessConfig": {"MemorySizeInMB": 4096, "MaxConcurrency": 5}}], None, 5),
+    ([{"CurrentServerlessConfig": {"MemorySizeInMB": 4096, "MaxConcurrency": 5},
+       "DesiredServerlessConfig": {"MemorySizeInMB": 4096, "MaxConcurrency": 8}}], None, 5),
+    ([{"DesiredServerlessConfig": {"MemorySizeInMB": 4096, "MaxConcurrency": 8}}], None, 8),
+    ([{"CurrentServerlessConfig": {"MemorySizeInMB": 4096, "MaxConcurrency": 5}}],
+     [{"CurrentServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 2}}], 7),
+    ([{"CurrentInstanceCount": 1, "DesiredInstanceCount": 1}], None, None),
+])
+def test_an_endpoint_with_variants_is_read_from_describe_endpoint_alone(variants, shadows, expected):
+    # Given DescribeEndpoint answers with the variants' serverless (or instance) settings, and nothing else is stubbed
+    sagemaker = stubbed("sagemaker", "describe_endpoint", _described(variants, shadows))
+
+    # When it is described (a DescribeEndpointConfig call would fail: the Stubber has no answer for it)
+    facts = check.describe_endpoint(sagemaker, ENDPOINT)
+
+    # Then its MaxConcurrency is the serving one (the desired one while nothing serves yet), shadows included
+    assert facts.serverless_max_concurrency == expected
+
+
+def test_an_endpoint_without_variants_yet_is_read_from_its_endpoint_config():
+    # Given an endpoint being created: DescribeEndpoint has no ProductionVariants yet
+    sagemaker = client("sagemaker")
+    with Stubber(sagemaker) as stubber:
+        stubber.add_response("describe_endpoint", _described(None, status="Creating"), {"EndpointName": ENDPOINT})
+        stubber.add_response("describe_endpoint_config", {
+            "EndpointConfigName": "c",
+            "EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/c",
+            "CreationTime": datetime.now(timezone.utc), "ProductionVariants": [
+                {"VariantName": "AllTraffic", "ServerlessConfig": {"MemorySizeInMB": 4096, "MaxConcurrency": 6}}]},
+            {"EndpointConfigName": "c"})
+
+        # When it is described
+        facts = check.describe_endpoint(sagemaker, ENDPOINT)
+        stubber.assert_no_pending_responses()
+
+    # Then its MaxConcurrency comes from the endpoint config it is created from
+    assert facts.status == "Creating" and facts.serverless_max_concurrency == 6
 
 
 def test_an_instance_endpoint_has_no_serverless_concurrency(aws):
@@ -250,6 +318,42 @@ def test_a_cold_start_is_tried_once_more_with_a_longer_read_timeout():
     assert "not ready" in announcements[-1].text
 
 
+def refusing(code: str, status: int):
+    """``runtime(read_timeout)`` whose InvokeEndpoint is refused with ``code``, in a message that echoes data."""
+    def runtime(read_timeout: int):
+        sagemaker = client("sagemaker-runtime")
+        stubber = Stubber(sagemaker)
+        stubber.add_client_error("invoke_endpoint", code, "request for patient-4711 (body 0xffd8) refused", status)
+        stubber.activate()
+        return sagemaker
+    return runtime
+
+
+def test_an_invoke_endpoint_access_denied_is_a_missing_permission():
+    # Given credentials without sagemaker:InvokeEndpoint on the endpoint
+    # When the check invokes it
+    _, line = answer(refusing("AccessDeniedException", 400))
+
+    # Then the line names the code and the permission, and not SageMaker's message
+    assert line.outcome is Outcome.FAIL and "AccessDeniedException" in line.found
+    assert f"sagemaker:InvokeEndpoint on {ENDPOINT}" in line.advice
+    assert "patient-4711" not in line.found + line.advice
+
+
+@pytest.mark.parametrize(("code", "status"), [("UnrecognizedClientException", 403), ("ExpiredTokenException", 400),
+                                              ("SomethingSageMakerAddsLater", 418)])
+def test_any_other_untranslated_refusal_is_named_by_its_code_alone(code, status):
+    # Given InvokeEndpoint refused with a code the pipeline does not translate, in a message that echoes the request
+    # When the check invokes it
+    _, line = answer(refusing(code, status))
+
+    # Then it fails naming the code and status, with what to look at, and neither blames a permission nor repeats
+    # the message
+    assert line.outcome is Outcome.FAIL and f"({code}, status {status})" in line.found
+    assert f"look up {code}" in line.advice and "sagemaker:InvokeEndpoint on" not in line.advice
+    assert "patient-4711" not in line.found + line.advice and "0xffd8" not in line.found + line.advice
+
+
 # ------------------------------------------------------------------------------------------------ dead letters
 
 def test_an_empty_dead_letter_queue_is_ok_and_a_message_in_it_fails(aws):
@@ -310,29 +414,153 @@ def _quota(value: float):
         "ServiceCode": "sagemaker", "QuotaCode": check.SERVERLESS_QUOTA_CODE, "Value": value}})
 
 
-def test_a_serverless_quota_covering_max_concurrency_is_ok_and_one_under_it_fails():
-    assert check.check_serverless_quota(_quota(10.0), serverless(5)).outcome is Outcome.OK
-    line = check.check_serverless_quota(_quota(3.0), serverless(5))
-    assert line.outcome is Outcome.FAIL and "quota is 3" in line.found and "ServerlessMaxConcurrency=3" in line.advice
+def _serverless_endpoint(sagemaker, name: str, max_concurrency: int | None) -> None:
+    """An endpoint (moto) serverless with ``max_concurrency``, or on instances when it is None."""
+    sagemaker.create_model(ModelName=f"{name}-model", ExecutionRoleArn="arn:aws:iam::123456789012:role/r",
+                           PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/m:1"})
+    compute = ({"ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": max_concurrency}}
+               if max_concurrency else {"InitialInstanceCount": 1, "InstanceType": "ml.m5.large"})
+    sagemaker.create_endpoint_config(EndpointConfigName=f"{name}-config", ProductionVariants=[
+        {"VariantName": "AllTraffic", "ModelName": f"{name}-model"} | compute])
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
 
 
-def test_a_quota_with_no_applied_value_is_read_from_its_default():
+def _quota_line(quota: float, this: int | None, others: list[int | None], stack_asks: int | None = None) -> Line:
+    """The line for this endpoint (MaxConcurrency ``this``; None: it does not exist) among ``others`` (moto)."""
+    sagemaker = client("sagemaker")
+    for number, max_concurrency in enumerate(others):
+        _serverless_endpoint(sagemaker, f"other-{number}", max_concurrency)
+    endpoint = None
+    if this is not None:
+        _serverless_endpoint(sagemaker, ENDPOINT, this)
+        endpoint = check.describe_endpoint(sagemaker, ENDPOINT)
+    return check.check_serverless_quota(_quota(quota), sagemaker, ENDPOINT, endpoint, stack_asks)
+
+
+def test_serverless_endpoints_under_the_quota_are_ok_with_what_is_to_spare(aws):
+    # Given a quota of 10, this endpoint of MaxConcurrency 5, another of 2 and one on instances
+    # When the line is checked
+    line = _quota_line(10.0, 5, [2, None])
+
+    # Then all serverless endpoints take 7 of 10: ok
+    assert line.outcome is Outcome.OK and not line.advice
+    assert "quota 10; this endpoint 5; all serverless endpoints 7 (1 other(s) in the region take 2): 3 to spare" \
+        in line.found
+
+
+def test_serverless_endpoints_at_the_quota_warn_that_there_is_no_headroom(aws):
+    # Given a quota of 10 taken entirely: this endpoint 5, two others 3 and 2
+    line = _quota_line(10.0, 5, [3, 2])
+    # Then it warns: raising ServerlessMaxConcurrency or adding an endpoint would be refused
+    assert line.outcome is Outcome.WARN and "all serverless endpoints 10" in line.found and "no headroom" in line.found
+    assert "raising ServerlessMaxConcurrency" in line.advice and check.SERVERLESS_QUOTA_CODE in line.advice
+
+
+def test_serverless_endpoints_over_the_quota_fail_with_what_it_leaves_this_one(aws):
+    # Given the quota (since lowered to 8) under this endpoint's 5 and another's 5
+    line = _quota_line(8.0, 5, [5])
+    # Then it fails: an update of this endpoint with 5 would be refused; 3 is what the quota leaves
+    assert line.outcome is Outcome.FAIL and "quota 8; this endpoint 5; all serverless endpoints 10" in line.found
+    assert "the quota leaves 3" in line.advice and "at least 10" in line.advice
+    assert "ServerlessMaxConcurrency=3" in line.advice
+
+
+def test_a_stack_asking_more_than_the_endpoint_runs_with_is_held_to_the_quota_with_its_ask(aws):
+    # Given an endpoint running with 5 (an update to 8 rolled back), another of 4, and a quota of 10
+    line = _quota_line(10.0, 5, [4], stack_asks=8)
+    # Then the stack's 8 is what counts: 4 + 8 > 10 fails, and the advice is the 6 the quota leaves
+    assert line.outcome is Outcome.FAIL and "this endpoint 8 (the stack's ServerlessMaxConcurrency: it runs with 5)" \
+        in line.found
+    assert "ServerlessMaxConcurrency=6" in line.advice
+    # And a stack asking less than the endpoint runs with is judged on what it runs with: 4 + 5 fits
+    sagemaker = client("sagemaker")
+    line = check.check_serverless_quota(_quota(10.0), sagemaker, ENDPOINT, check.describe_endpoint(sagemaker, ENDPOINT),
+                                        3)
+    assert line.outcome is Outcome.OK and "this endpoint 5; all serverless endpoints 9" in line.found
+
+
+@pytest.mark.parametrize(("asks", "outcome"), [(1, Outcome.OK), (2, Outcome.WARN), (3, Outcome.FAIL)])
+def test_an_endpoint_not_created_yet_is_held_to_the_quota_with_the_stacks_parameter(aws, asks, outcome):
+    # Given no endpoint yet, a stack asking ServerlessMaxConcurrency `asks`, others taking 8 of a quota of 10
+    line = _quota_line(10.0, None, [5, 3], stack_asks=asks)
+    # Then 8 + asks is judged: under 10 ok, 10 warn, over 10 fail (the creation would be refused)
+    assert line.outcome is outcome and f"this endpoint {asks} (the stack's ServerlessMaxConcurrency: the endpoint " \
+        f"does not exist yet); all serverless endpoints {8 + asks}" in line.found
+
+
+def test_the_region_s_endpoints_are_listed_page_by_page_and_one_gone_meanwhile_counts_nothing():
+    # Given ListEndpoints answers in two pages: this endpoint and "a" (serverless 3), then "b" (gone by the time it
+    # is described) and "c" (serverless 2)
+    sagemaker = client("sagemaker")
+    summary = {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/x",
+               "CreationTime": datetime.now(timezone.utc), "LastModifiedTime": datetime.now(timezone.utc),
+               "EndpointStatus": "InService"}
+    with Stubber(sagemaker) as stubber:
+        stubber.add_response("list_endpoints", {"Endpoints": [summary | {"EndpointName": ENDPOINT},
+                                                              summary | {"EndpointName": "a"}], "NextToken": "page-2"})
+        stubber.add_response("list_endpoints", {"Endpoints": [summary | {"EndpointName": "b"},
+                                                              summary | {"EndpointName": "c"}]},
+                             {"NextToken": "page-2"})
+        for name, max_concurrency in (("a", 3), ("b", None), ("c", 2)):
+            if max_concurrency is None:
+                stubber.add_client_error("describe_endpoint", "ValidationException", "Could not find endpoint", 400,
+                                         expected_params={"EndpointName": name})
+            else:
+                stubber.add_response("describe_endpoint", _described([{"CurrentServerlessConfig": {
+                    "MemorySizeInMB": 2048, "MaxConcurrency": max_concurrency}}]) | {"EndpointName": name},
+                    {"EndpointName": name})
+
+        # When the other serverless endpoints are read
+        others = check.other_serverless_endpoints(sagemaker, excluding=ENDPOINT)
+        stubber.assert_no_pending_responses()
+
+    # Then both pages count, this endpoint is not described again, and the one gone counts nothing
+    assert others == {"a": 3, "c": 2}
+
+
+def test_a_quota_with_no_applied_value_is_read_from_its_default(aws):
     quotas = client("service-quotas")
     with Stubber(quotas) as stubber:
         stubber.add_client_error("get_service_quota", "NoSuchResourceException", "no applied value", 400)
         stubber.add_response("get_aws_default_service_quota", {"Quota": {"Value": 4.0}},
                              {"ServiceCode": "sagemaker", "QuotaCode": check.SERVERLESS_QUOTA_CODE})
-        line = check.check_serverless_quota(quotas, serverless(5))
-    assert line.outcome is Outcome.FAIL and "quota is 4" in line.found
+        line = check.check_serverless_quota(quotas, client("sagemaker"), ENDPOINT, serverless(5), None)
+    assert line.outcome is Outcome.FAIL and "quota 4; this endpoint 5" in line.found
 
 
-def test_a_serverless_quota_that_cannot_be_read_is_a_warning_and_instances_need_none():
+def test_a_serverless_quota_or_endpoint_list_that_cannot_be_read_is_a_warning():
     denied = stubbed("service-quotas", "get_service_quota", error=("AccessDeniedException", 403))
-    line = check.check_serverless_quota(denied, serverless())
+    line = check.check_serverless_quota(denied, client("sagemaker"), ENDPOINT, serverless(), None)
     assert line.outcome is Outcome.WARN and "AccessDeniedException" in line.found
+    unlisted = stubbed("sagemaker", "list_endpoints", error=("AccessDeniedException", 400))
+    line = check.check_serverless_quota(_quota(10.0), unlisted, ENDPOINT, serverless(), None)
+    assert line.outcome is Outcome.WARN and "cannot list the region's serverless endpoints" in line.found
+    assert "sagemaker:ListEndpoints" in line.advice
+
+
+def test_instances_need_no_serverless_quota_and_an_endpoint_unknown_is_not_judged():
+    # Given clients with no answers: any call would fail the test
+    quotas, sagemaker = client("service-quotas"), client("sagemaker")
+    Stubber(quotas).activate()
+    Stubber(sagemaker).activate()
     instance = EndpointFacts(name=ENDPOINT, status="InService")
-    assert check.check_serverless_quota(client("service-quotas"), instance).outcome is Outcome.OK
-    assert check.check_serverless_quota(client("service-quotas"), None).outcome is Outcome.WARN
+    assert check.check_serverless_quota(quotas, sagemaker, ENDPOINT, instance, None).outcome is Outcome.OK
+    line = check.check_serverless_quota(quotas, sagemaker, ENDPOINT, None, None)
+    assert line.outcome is Outcome.WARN and "does not create a serverless one" in line.found
+    line = check.check_serverless_quota(quotas, sagemaker, ENDPOINT, None, 5, described=False)
+    assert line.outcome is Outcome.WARN and "could not be described" in line.found
+
+
+@pytest.mark.parametrize(("parameters", "asks"), [
+    ({"EndpointSource": "huggingface", "EndpointCompute": "serverless", "ServerlessMaxConcurrency": "7"}, 7),
+    ({"EndpointSource": "artifact", "ServerlessMaxConcurrency": "3"}, 3),
+    ({"EndpointSource": "existing", "EndpointCompute": "serverless", "ServerlessMaxConcurrency": "7"}, None),
+    ({"EndpointSource": "huggingface", "EndpointCompute": "instance", "ServerlessMaxConcurrency": "7"}, None),
+    ({"ServerlessMaxConcurrency": "7"}, None),
+    ({"EndpointSource": "huggingface", "EndpointCompute": "serverless"}, None),
+])
+def test_the_stack_asks_serverless_concurrency_only_when_it_creates_a_serverless_endpoint(parameters, asks):
+    assert check.stack_serverless_ask(parameters) == asks
 
 
 # ------------------------------------------------------------------------------------------------ alarms, billing
@@ -415,4 +643,62 @@ def test_a_deployed_stack_is_checked_line_by_line_in_order(aws, model_server, mo
                            "alarms", "billing"]
     assert lines["stack"].outcome is lines["endpoint"].outcome is lines["answer"].outcome is Outcome.OK
     assert lines["dead letters"].outcome is Outcome.FAIL and lines["alarms"].outcome is Outcome.WARN
+    assert lines["serverless quota"].outcome is Outcome.OK
+    assert "quota 10; this endpoint 5; all serverless endpoints 5" in lines["serverless quota"].found
     assert check.exit_status(list(lines.values())) == 1
+
+
+def test_a_stack_whose_serverless_endpoint_was_not_created_is_held_to_the_quota_with_its_parameter(aws, model_server,
+                                                                                                     monkeypatch):
+    # Given a stack that creates a serverless endpoint of ServerlessMaxConcurrency 8, which does not exist (moto),
+    # while another serverless endpoint of MaxConcurrency 5 takes part of a quota of 10
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", model_server.url)
+    model_server.faults = FaultInjector()
+    _serverless_endpoint(client("sagemaker"), "someone-elses", 5)
+    parameters = {"EndpointName": ENDPOINT, "ModelContract": CONTRACT.name, "DispatchMaxConcurrency": "5",
+                  "EndpointSource": "huggingface", "EndpointCompute": "serverless", "ServerlessMaxConcurrency": "8"}
+    client("cloudformation").create_stack(StackName="lesionflow", TemplateBody=json.dumps({
+        "Parameters": {name: {"Type": "String"} for name in parameters},
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}),
+        Parameters=[{"ParameterKey": name, "ParameterValue": value} for name, value in parameters.items()])
+
+    class Deployed(check.Target):
+        def client(self, service, region=None, config=None):
+            return _quota(10.0) if service == "service-quotas" else super().client(service, region, config)
+
+    # When the whole check runs
+    items = list(check.run(Deployed(session=boto3.Session(region_name=REGION), stack_name="lesionflow", region=REGION)))
+    lines = {item.check: item for item in items if isinstance(item, Line)}
+
+    # Then the endpoint line fails, and the quota line says the creation with 8 is refused: 5 + 8 > 10
+    assert lines["endpoint"].outcome is Outcome.FAIL
+    quota = lines["serverless quota"]
+    assert quota.outcome is Outcome.FAIL and "quota 10; this endpoint 8" in quota.found
+    assert "does not exist yet" in quota.found and "all serverless endpoints 13" in quota.found
+    assert "ServerlessMaxConcurrency=5" in quota.advice
+
+
+def test_an_endpoint_that_cannot_be_described_leaves_the_quota_unchecked(aws, model_server, monkeypatch):
+    # Given a deployed stack whose endpoint the credentials may not describe
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", model_server.url)
+    model_server.faults = FaultInjector()
+    parameters = {"EndpointName": ENDPOINT, "ModelContract": CONTRACT.name, "DispatchMaxConcurrency": "5",
+                  "EndpointSource": "huggingface", "ServerlessMaxConcurrency": "5"}
+    client("cloudformation").create_stack(StackName="lesionflow", TemplateBody=json.dumps({
+        "Parameters": {name: {"Type": "String"} for name in parameters},
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}),
+        Parameters=[{"ParameterKey": name, "ParameterValue": value} for name, value in parameters.items()])
+
+    class Denied(check.Target):
+        def client(self, service, region=None, config=None):
+            if service == "sagemaker":
+                return stubbed("sagemaker", "describe_endpoint", error=("AccessDeniedException", 400))
+            return _quota(10.0) if service == "service-quotas" else super().client(service, region, config)
+
+    # When the whole check runs
+    items = list(check.run(Denied(session=boto3.Session(region_name=REGION), stack_name="lesionflow", region=REGION)))
+    lines = {item.check: item for item in items if isinstance(item, Line)}
+
+    # Then both lines warn: the endpoint's could not be read, so the quota is not judged on the stack's parameter
+    assert lines["endpoint"].outcome is Outcome.WARN and "AccessDeniedException" in lines["endpoint"].found
+    assert lines["serverless quota"].outcome is Outcome.WARN and "not checked" in lines["serverless quota"].found
