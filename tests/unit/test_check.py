@@ -613,6 +613,24 @@ def test_a_missing_stack_stops_the_run_after_its_line(aws):
 
 
 
+def _deploy_stack(parameters: dict[str, str], outputs: dict | None = None) -> None:
+    """A stack on moto with these parameters (as the deployed template's) and outputs, named as check looks for it."""
+    client("cloudformation").create_stack(StackName="lesionflow", TemplateBody=json.dumps({
+        "Parameters": {name: {"Type": "String"} for name in parameters},
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}, "Outputs": outputs or {}}),
+        Parameters=[{"ParameterKey": name, "ParameterValue": value} for name, value in parameters.items()])
+
+
+def _checked_with_quota(quota: float) -> dict[str, Line]:
+    """Every line of the whole check, by name, with the serverless quota (which moto does not know) from a Stubber."""
+    class Deployed(check.Target):
+        def client(self, service, region=None, config=None):
+            return _quota(quota) if service == "service-quotas" else super().client(service, region, config)
+
+    items = check.run(Deployed(session=boto3.Session(region_name=REGION), stack_name="lesionflow", region=REGION))
+    return {item.check: item for item in items if isinstance(item, Line)}
+
+
 def test_a_deployed_stack_is_checked_line_by_line_in_order(aws, model_server, monkeypatch):
     # Given a deployed stack (moto) naming a serverless endpoint, whose runtime is the real model server,
     # with a message in its dead-letter queue
@@ -622,21 +640,12 @@ def test_a_deployed_stack_is_checked_line_by_line_in_order(aws, model_server, mo
     sqs = client("sqs")
     dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
     sqs.send_message(QueueUrl=dlq, MessageBody="poison")
-    parameters = {"EndpointName": ENDPOINT, "ModelContract": CONTRACT.name, "InvokeTimeoutSeconds": "5",
-                  "DispatchMaxConcurrency": "5"}
-    client("cloudformation").create_stack(StackName="lesionflow", TemplateBody=json.dumps({
-        "Parameters": {name: {"Type": "String"} for name in parameters},
-        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
-        "Outputs": {"AlarmTopicArn": {"Value": {"Ref": "Topic"}}, "DeadLetterQueueUrl": {"Value": dlq}}}),
-        Parameters=[{"ParameterKey": name, "ParameterValue": value} for name, value in parameters.items()])
+    _deploy_stack({"EndpointName": ENDPOINT, "ModelContract": CONTRACT.name, "InvokeTimeoutSeconds": "5",
+                   "DispatchMaxConcurrency": "5"},
+                  {"AlarmTopicArn": {"Value": {"Ref": "Topic"}}, "DeadLetterQueueUrl": {"Value": dlq}})
 
     # When the whole check runs (the one quota moto does not know comes from a Stubber)
-    class Deployed(check.Target):
-        def client(self, service, region=None, config=None):
-            return _quota(10.0) if service == "service-quotas" else super().client(service, region, config)
-
-    items = list(check.run(Deployed(session=boto3.Session(region_name=REGION), stack_name="lesionflow", region=REGION)))
-    lines = {item.check: item for item in items if isinstance(item, Line)}
+    lines = _checked_with_quota(10.0)
 
     # Then every line is there, in order, the model really answered, and the dead letter fails the run
     assert list(lines) == ["stack", "endpoint", "answer", "dead letters", "lambda concurrency", "serverless quota",
@@ -655,20 +664,11 @@ def test_a_stack_whose_serverless_endpoint_was_not_created_is_held_to_the_quota_
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", model_server.url)
     model_server.faults = FaultInjector()
     _serverless_endpoint(client("sagemaker"), "someone-elses", 5)
-    parameters = {"EndpointName": ENDPOINT, "ModelContract": CONTRACT.name, "DispatchMaxConcurrency": "5",
-                  "EndpointSource": "huggingface", "EndpointCompute": "serverless", "ServerlessMaxConcurrency": "8"}
-    client("cloudformation").create_stack(StackName="lesionflow", TemplateBody=json.dumps({
-        "Parameters": {name: {"Type": "String"} for name in parameters},
-        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}),
-        Parameters=[{"ParameterKey": name, "ParameterValue": value} for name, value in parameters.items()])
-
-    class Deployed(check.Target):
-        def client(self, service, region=None, config=None):
-            return _quota(10.0) if service == "service-quotas" else super().client(service, region, config)
+    _deploy_stack({"EndpointName": ENDPOINT, "ModelContract": CONTRACT.name, "DispatchMaxConcurrency": "5",
+                   "EndpointSource": "huggingface", "EndpointCompute": "serverless", "ServerlessMaxConcurrency": "8"})
 
     # When the whole check runs
-    items = list(check.run(Deployed(session=boto3.Session(region_name=REGION), stack_name="lesionflow", region=REGION)))
-    lines = {item.check: item for item in items if isinstance(item, Line)}
+    lines = _checked_with_quota(10.0)
 
     # Then the endpoint line fails, and the quota line says the creation with 8 is refused: 5 + 8 > 10
     assert lines["endpoint"].outcome is Outcome.FAIL
