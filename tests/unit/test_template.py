@@ -180,3 +180,12 @@ def test_the_state_machine_substitutions_match_the_placeholders_of_its_definitio
                                     "DeadLetterQueueUrl", "StateMachineArn"])
 def test_the_stack_outputs_what_users_and_the_cli_need(output):
     assert output in TEMPLATE["Outputs"]
+
+
+def test_every_parameter_value_reads_as_the_text_a_person_types_not_a_yaml_boolean_or_number():
+    # YAML 1.1, which PyYAML and SAM read, turns a bare OFF, ON, YES or NO into a boolean: a StateMachineLogLevel of
+    # OFF would then be refused by CloudFormation as outside AllowedValues [..., "false"]
+    for name, parameter in TEMPLATE["Parameters"].items():
+        kinds = {type(value) for value in parameter.get("AllowedValues", [])}
+        assert kinds <= ({str} if parameter["Type"] == "String" else {int, float, str}), (name, kinds)
+        assert not isinstance(parameter.get("Default"), bool), name
