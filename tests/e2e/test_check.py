@@ -65,7 +65,10 @@ def test_an_upload_to_a_pipeline_calling_a_missing_endpoint_ends_in_one_failed_r
     # When an image is uploaded
     upload(lambda service: client(misconfigured_stack, service), misconfigured_stack, key, jpeg(600, 450))
 
-    # Then it ends in exactly one FAILED record whose reason names the endpoint
+    # Then it ends in exactly one FAILED record whose reason names the endpoint and what to run
     [record] = wait_for(misconfigured_stack, [key])[key]
     assert record["status"] == "FAILED"
-    assert MISSING in record["reason"], record["reason"]
+    assert MISSING in record["reason"] and "lesionflow check" in record["reason"], record["reason"]
+    # and its execution failed, which is what the failure alarms count
+    execution = client(misconfigured_stack, "stepfunctions").describe_execution(executionArn=record["execution_arn"])
+    assert execution["status"] == "FAILED" and execution["error"] == "PipelineFailed"
