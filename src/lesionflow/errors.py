@@ -54,6 +54,11 @@ class EndpointMissing(LesionFlowError):
     retry can create it; the FAILED record tells a person to run ``lesionflow check``."""
 
 
+class EndpointAccessDenied(LesionFlowError):
+    """The infer function's role may not invoke the endpoint (its ``sagemaker:InvokeEndpoint`` grant names
+    ``EndpointName`` in this region, lower case). Permanent: a deploy must fix the grant or the name."""
+
+
 class ModelRequestRejected(LesionFlowError):
     """The endpoint rejected the request as invalid (4xx). Permanent for this input and contract."""
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from lesionflow.contracts import ModelContract
 from lesionflow.errors import (
+    EndpointAccessDenied,
     EndpointMissing,
     EndpointThrottled,
     EndpointUnavailable,
@@ -91,6 +92,8 @@ def _translate(error: ClientError, endpoint_name: str) -> Exception | None:
         return EndpointUnavailable(f"the endpoint failed ({code}, status {status})")
     if code == "ModelError":
         return ModelRequestRejected(f"the model container refused the request (status {status})")
+    if code in {"AccessDeniedException", "AccessDenied"}:  # its message names the role and the endpoint's ARN
+        return EndpointAccessDenied(f"this function may not invoke the model endpoint {endpoint_name} ({code})")
     return None
 
 

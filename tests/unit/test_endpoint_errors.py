@@ -8,7 +8,7 @@ import pytest
 from botocore.stub import Stubber
 
 from lesionflow.contracts import load_contract
-from lesionflow.errors import EndpointMissing, ModelNotReady, ModelRequestRejected
+from lesionflow.errors import EndpointAccessDenied, EndpointMissing, ModelNotReady, ModelRequestRejected
 from lesionflow.inference import invoke_endpoint
 from lesionflow.preprocessing import model_input
 from lesionflow_local.lambdas import serve
@@ -49,6 +49,15 @@ def test_another_validation_error_is_a_rejected_request_without_sagemakers_words
     with pytest.raises(ModelRequestRejected) as raised:
         invoke_with_error("ValidationError", "Request body too large: 7340032 bytes", 400)
     assert "ValidationError" in str(raised.value) and "7340032" not in str(raised.value)
+
+
+def test_a_role_that_may_not_invoke_the_endpoint_is_named_as_such_without_sagemakers_words():
+    # Given SageMaker refuses the caller (its message names the role's ARN)
+    message = "User: arn:aws:sts::123456789012:assumed-role/infer/x is not authorized to perform: sagemaker:InvokeEndpoint"
+    # When the pipeline invokes it, Then the error says which endpoint may not be invoked, and not who asked
+    with pytest.raises(EndpointAccessDenied, match="may not invoke the model endpoint lesionflow-vit") as raised:
+        invoke_with_error("AccessDeniedException", message, 400)
+    assert "assumed-role" not in str(raised.value)
 
 
 @pytest.mark.parametrize(("code", "status", "expected"), [
