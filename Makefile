@@ -47,8 +47,9 @@ lint: setup $(SCAN_VENV)/.installed
 		--sam $(SAM_VENV)/bin/sam
 
 # Deploy rehearsal without an AWS account (scripts/rehearse.py): sam build, sam package into a moto bucket, the SAM
-# transform, create_stack on moto's CloudFormation (CREATE_COMPLETE, every output), the CloudFormation quotas, and
-# what moto did not really create, as "not rehearsed:" lines; about 40 s with a warm build cache.
+# transform, parameter constraints, Rules and capabilities, create_stack of three stacks on moto's CloudFormation
+# (CREATE_COMPLETE, every output real), the CloudFormation quotas, and what moto did not really create, as
+# "not rehearsed:" lines; about 40 s with a warm build cache.
 rehearse: setup
 	SAM_CLI_TELEMETRY=0 PATH="$(dir $(PYTHON)):$$PATH" $(VENV)/bin/python scripts/rehearse.py --sam $(SAM_VENV)/bin/sam
 
