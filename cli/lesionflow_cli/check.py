@@ -52,6 +52,7 @@ from pydantic import BaseModel
 
 from lesionflow.contracts import ModelContract, load_contract
 from lesionflow.errors import (
+    EndpointAccessDenied,
     EndpointMissing,
     EndpointThrottled,
     EndpointUnavailable,
@@ -68,7 +69,6 @@ UPDATED_CLEANING_UP = "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"  # the update succee
 ROLLED_BACK_UPDATE = {"UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS",
                       "IMPORT_ROLLBACK_COMPLETE"}
 CREATES_ENDPOINT = {"huggingface", "artifact"}  # EndpointSource values with which the stack creates the endpoint
-ACCESS_DENIED = {"AccessDeniedException", "AccessDenied"}
 SERVING_WHILE_CHANGING = {"Updating", "SystemUpdating", "RollingBack"}
 RETRY_READ_TIMEOUT = 60  # seconds: a serverless endpoint's cold start
 SERVERLESS_QUOTA_CODE = "L-96300102"  # "Maximum total concurrency that can be allocated across all serverless endpoints"
@@ -281,14 +281,16 @@ def check_answer(runtime: Callable[[int], object], endpoint_name: str, contract:
         yield Line(check="answer", outcome=Outcome.FAIL, found=f"it refused what contract {contract.name} sends: "
                    f"{error}", advice="deploy with the ModelContract the endpoint's model speaks")
         return
+    except EndpointAccessDenied as error:  # named by invoke_endpoint without SageMaker's message
+        yield Line(check="answer", outcome=Outcome.FAIL, found=f"InvokeEndpoint was refused: {error}",
+                   advice=f"your credentials need sagemaker:InvokeEndpoint on {endpoint_name} (the infer function's "
+                          "role has it for EndpointName in this region)")
+        return
     except ClientError as error:  # not translated by invoke_endpoint; its message may echo the request: not shown
         code, status = _code(error), error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
-        if code in ACCESS_DENIED:
-            advice = f"your credentials need sagemaker:InvokeEndpoint on {endpoint_name}"
-        else:
-            advice = (f"look up {code} among the errors of SageMaker Runtime's InvokeEndpoint (the credentials, the "
-                      f"region, the endpoint's logs in /aws/sagemaker/Endpoints/{endpoint_name}), then run "
-                      "`lesionflow check` again")
+        advice = (f"look up {code} among the errors of SageMaker Runtime's InvokeEndpoint (the credentials, the "
+                  f"region, the endpoint's logs in /aws/sagemaker/Endpoints/{endpoint_name}), then run "
+                  "`lesionflow check` again")
         yield Line(check="answer", outcome=Outcome.FAIL, found=f"InvokeEndpoint was refused ({code}, status {status})",
                    advice=advice)
         return

@@ -93,7 +93,7 @@ def _translate(error: ClientError, endpoint_name: str) -> Exception | None:
     if code == "ModelError":
         return ModelRequestRejected(f"the model container refused the request (status {status})")
     if code in {"AccessDeniedException", "AccessDenied"}:  # its message names the role and the endpoint's ARN
-        return EndpointAccessDenied(f"this function may not invoke the model endpoint {endpoint_name} ({code})")
+        return EndpointAccessDenied(f"the caller may not invoke the model endpoint {endpoint_name} ({code})")
     return None
 
 
