@@ -470,7 +470,7 @@ class Target:
     def runtime(self, read_timeout: int):
         """A sagemaker-runtime client without SDK retries: the check retries once itself, visibly."""
         return self.client("sagemaker-runtime", config=Config(
-            read_timeout=read_timeout, connect_timeout=5, retries={"mode": "standard", "max_attempts": 1}))
+            read_timeout=read_timeout, connect_timeout=5, retries={"mode": "standard", "total_max_attempts": 1}))
 
 
 def deployed_target(name: str | None, region: str | None, profile: str | None) -> Target:

@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 
 import boto3
 import pytest
-from botocore.config import Config
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
@@ -228,10 +227,12 @@ def runtime(model_server):
     model_server.faults = FaultInjector()
     asked = []
 
+    target = check.Target(session=boto3.Session(region_name=REGION), stack_name="lesionflow", region=REGION,
+                          endpoint_url=model_server.url)
+
     def make(read_timeout: int):
         asked.append(read_timeout)
-        return boto3.client("sagemaker-runtime", region_name=REGION, endpoint_url=model_server.url,
-                            config=Config(read_timeout=read_timeout, retries={"mode": "standard", "max_attempts": 1}))
+        return target.runtime(read_timeout)
     make.asked = asked
     return make
 
@@ -279,6 +280,16 @@ def test_an_endpoint_that_stays_not_ready_fails_after_one_more_try(runtime, mode
     assert line.outcome is Outcome.FAIL and line.found.startswith("no answer") and "again in a minute" in line.advice
     assert runtime.asked == [2, check.RETRY_READ_TIMEOUT] and "once more" in announcements[-1].text
     assert model_server.faults.injected[FaultKind.NOT_READY] == 2
+
+
+def test_each_try_is_one_call_the_sdk_does_not_retry_behind_the_announced_ones(runtime, model_server):
+    # Given an endpoint that answers every call 503, which the SDK's standard mode would retry on its own
+    model_server.faults = FaultInjector(rate=1.0, kinds=(FaultKind.UNAVAILABLE,))
+
+    # When the check invokes it, Then the endpoint saw exactly the two calls the check announced
+    _, line = answer(runtime)
+    assert line.outcome is Outcome.FAIL and runtime.asked == [2, check.RETRY_READ_TIMEOUT]
+    assert model_server.faults.injected[FaultKind.UNAVAILABLE] == 2
 
 
 def test_an_answer_slower_than_the_invoke_timeout_comes_with_the_longer_one(runtime, model_server):
