@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 
 import boto3
-from botocore.exceptions import ClientError, NoRegionError
+from botocore.exceptions import ClientError
 
 from lesionflow_local.cli import STATE_FILE
 from lesionflow_local.template import ROOT
@@ -88,11 +88,9 @@ def deployed_session(region: str | None, profile: str | None) -> boto3.Session:
 
 
 def _deployed_stack(name: str, region: str | None, profile: str | None) -> Stack:
+    session = deployed_session(region, profile)
     try:
-        session = boto3.Session(profile_name=profile, region_name=region or _samconfig("region"))
         [described] = session.client("cloudformation").describe_stacks(StackName=name)["Stacks"]
-    except NoRegionError:
-        raise CommandError("no AWS region: set AWS_REGION or pass --region") from None
     except ClientError as error:
         if "does not exist" in error.response["Error"].get("Message", ""):
             raise CommandError(f"no stack named {name!r} in {session.region_name} (pass --stack NAME)") from None
