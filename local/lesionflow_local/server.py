@@ -86,6 +86,10 @@ class LocalStackServer:
         """A template parameter as this stack sets it: overridden, or the template's default."""
         return str(self.parameters.get(name, self.template["Parameters"][name]["Default"]))
 
+    def parameter_values(self) -> dict[str, str]:
+        """Every template parameter as this stack sets it."""
+        return {name: self.parameter(name) for name in self.template["Parameters"]}
+
     @property
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_port}"
@@ -100,7 +104,7 @@ class LocalStackServer:
         threading.Thread(target=self.httpd.serve_forever, name="lesionflow-local", daemon=True).start()
         self.stack = provision(self.parameters, template=self.template, endpoint_url=self.endpoint_url)
         publish(boto3.client("cloudformation", region_name=self.stack.region, endpoint_url=self.endpoint_url),
-                self.stack, {name: self.parameter(name) for name in self.template["Parameters"]})
+                self.stack, self.parameter_values())
         for function in self.stack.functions.values():
             function.on_invoke = self.on_invoke
         self.lambdas.functions.update(self.stack.functions)
@@ -125,7 +129,7 @@ class LocalStackServer:
         return {"endpoint_url": self.endpoint_url} | stack | {
             "endpoint_name": self.parameters["EndpointName"], "served_endpoint_name": self.model.endpoint_name,
             "model": card.name, "model_disclaimer": card.disclaimer, "model_contract": self.model.contract.name,
-            "parameters": {name: self.parameter(name) for name in self.template["Parameters"]},
+            "parameters": self.parameter_values(),
             "functions": sorted(self.stack.functions)}
 
     def _event_source(self) -> SqsEventSource:
