@@ -254,7 +254,7 @@ def test_each_role_may_do_exactly_what_its_step_needs(resource, request_, outcom
 
 
 # --------------------------------------------------------------------------------------------- coverage
-TABLES = [("ImageBucketPolicy", policy_of, [row for row in BUCKET_REQUESTS.values()]),
+TABLES = [("ImageBucketPolicy", policy_of, list(BUCKET_REQUESTS.values())),
           ("IngestQueuePolicy", policy_of, list(QUEUE_REQUESTS.values())),
           ("DataKey", policy_of, list(KEY_REQUESTS.values())),
           ("AlarmTopicPolicy", policy_of, list(TOPIC_REQUESTS.values()))]
@@ -285,8 +285,8 @@ def test_every_conditioned_statement_is_exercised_with_its_condition_both_true_a
         for index, statement in enumerate(policy_for(resource)["Statement"]):
             if "Condition" not in statement:
                 continue
+            scope = {key: value for key, value in statement.items() if key != "Condition"}
             for request_, _ in rows:
-                scope = {key: value for key, value in statement.items() if key != "Condition"}
                 if applies(scope, request_):
                     seen.setdefault((resource, index), set()).add(condition_holds(statement["Condition"], request_))
     # Then each conditioned statement in the template met a request for which it held and one for which it did not
