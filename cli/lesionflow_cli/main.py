@@ -6,6 +6,7 @@ one at another address).
 """
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -265,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lesionflow: cannot reach AWS: {error}", file=sys.stderr)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `lesionflow ... | head`: the reader has what it wanted; no traceback, nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush does not raise again
+        return 0
     return 2
 
 

@@ -72,3 +72,16 @@ def test_an_upload_to_a_pipeline_calling_a_missing_endpoint_ends_in_one_failed_r
     # and its execution failed, which is what the failure alarms count
     execution = client(misconfigured_stack, "stepfunctions").describe_execution(executionArn=record["execution_arn"])
     assert execution["status"] == "FAILED" and execution["error"] == "PipelineFailed"
+
+
+def test_check_piped_into_a_reader_that_stops_early_ends_quietly(healthy_stack):
+    # Given the check's output piped into a reader that takes the first line and closes the pipe
+    command = [sys.executable, "-m", "lesionflow_cli", "--endpoint-url", healthy_stack["endpoint_url"], "check"]
+    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as check:
+        first = check.stdout.readline()
+        check.stdout.close()
+        stderr = check.stderr.read().decode()
+        status = check.wait(timeout=120)
+    # Then it stops with status 0 and no traceback, as `| head -1` expects
+    assert first.startswith(b"lesionflow check:")
+    assert (status, stderr) == (0, "")
