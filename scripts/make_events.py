@@ -1,4 +1,4 @@
-"""Write events/*.json: one sample event per function, for `sam local invoke -e` and for the tests that replay them.
+"""Write events/*.json: one sample event per function (named as its folder in functions/), for `sam local invoke -e` and for the tests that replay them.
 
 They describe samples/ham-size-dark.jpg uploaded to the local stack's bucket, so every event is consistent with the
 one before it. Run again after changing the sample, the template's names or the state document.
@@ -9,10 +9,14 @@ from datetime import UTC, datetime
 from hashlib import md5, sha256
 from pathlib import Path
 
+from lesionflow.contracts import load_contract
 from lesionflow.dispatch import execution_input
+from lesionflow.handover import hand_over
 from lesionflow.images import ImageLimits, inspect
+from lesionflow.preprocessing import PREPROCESSING_VERSION, model_input
 from lesionflow.uploads import ObjectVersion
 from lesionflow_local.stack import LOCAL_HASH_KEY, stack_names
+from lesionflow_local.template import load
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "ham-size-dark.jpg"
@@ -49,8 +53,17 @@ def main() -> None:
     execution_arn = f"{names.execution_prefix}:{upload.upload_id}"
     validate = json.loads(execution_input(upload)) | {
         "execution_arn": execution_arn, "prediction_key": f"{names.prediction_prefix}{upload.upload_id}.json"}
-    infer = validate | {"image": inspect(data, ImageLimits(), sha256(data).hexdigest()).model_dump(mode="json")}
-    for name, event in {"dispatch": dispatch, "validate": validate, "infer": infer}.items():
+    facts = inspect(data, ImageLimits(), sha256(data).hexdigest())
+    preprocess = validate | {"image": facts.model_dump(mode="json")}
+    # the template's default contract, whose input for this sample travels inline: no S3 object to stage
+    contract = load_contract(load()["Parameters"]["ModelContract"]["Default"])
+    handed_over = hand_over(None, upload, model_input(data, facts.format, contract), "", PREPROCESSING_VERSION)
+    invoke_model = preprocess | {"model_input": handed_over.model_dump(mode="json", exclude_none=True)}
+    record_failure = {name: validate[name] for name in ("upload", "execution_arn", "prediction_key")} | {
+        "reason": "the pipeline could not finish: States.Timeout (details in the execution history)"}
+    events = {"dispatch": dispatch, "validate": validate, "preprocess": preprocess, "invoke_model": invoke_model,
+              "record_failure": record_failure}
+    for name, event in events.items():
         (ROOT / "events" / f"{name}.json").write_text(json.dumps(event, indent=2) + "\n")
 
 

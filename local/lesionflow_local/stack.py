@@ -90,12 +90,15 @@ def provision(parameters: dict[str, str] | None = None, template: dict | None = 
     _create_bucket(s3, resolve(resources["ImageBucket"]["Properties"]))
     _create_table(dynamodb, resolve.ref("PredictionTable"), resolve(resources["PredictionTable"]["Properties"]))
     machine = resolve(resources["PipelineStateMachine"]["Properties"])
-    definition = Path(ROOT, machine["DefinitionUri"]).read_text()
+    definition = Path(ROOT, machine["DefinitionS3Location"]).read_text()
     for name, value in machine["DefinitionSubstitutions"].items():
         definition = definition.replace("${%s}" % name, str(value))
+    encryption = machine["EncryptionConfiguration"]
     sfn.create_state_machine(
-        name=resolve.attributes[("PipelineStateMachine", "Name")], definition=definition, type=machine["Type"],
-        roleArn=f"arn:aws:iam::{ACCOUNT}:role/{STACK_NAME}-PipelineStateMachineRole",
+        name=resolve.attributes[("PipelineStateMachine", "Name")], definition=definition,
+        type=machine["StateMachineType"], roleArn=machine["RoleArn"],
+        encryptionConfiguration={"type": encryption["Type"], "kmsKeyId": encryption["KmsKeyId"],
+                                 "kmsDataKeyReusePeriodSeconds": encryption["KmsDataKeyReusePeriodSeconds"]},
     )
     return LocalStack(**vars(_names(template, resolve)), functions=functions_from_template(template, resolve))
 
@@ -161,7 +164,9 @@ def _name_everything(template: dict, resolve: Resolver) -> None:
         resolve.attributes[(logical_id, "Arn")] = f"arn:aws:logs:{arn}:log-group:{resolve.names[logical_id]}:*"
     for logical_id in resources_of_type(template, "AWS::Serverless::LayerVersion"):  # installed locally as a package
         resolve.names[logical_id] = f"arn:aws:lambda:{arn}:layer:{logical_id}:1"
-    for logical_id in resources_of_type(template, "AWS::Serverless::StateMachine"):
+    for logical_id in resources_of_type(template, "AWS::IAM::Role"):  # moto enforces no role: named, not created
+        resolve.attributes[(logical_id, "Arn")] = f"arn:aws:iam::{ACCOUNT}:role/{STACK_NAME}-{logical_id}"
+    for logical_id in resources_of_type(template, "AWS::StepFunctions::StateMachine"):
         name = f"{STACK_NAME}-{logical_id}"
         resolve.names[logical_id] = f"arn:aws:states:{arn}:stateMachine:{name}"
         resolve.attributes[(logical_id, "Name")] = name

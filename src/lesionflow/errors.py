@@ -55,8 +55,13 @@ class EndpointMissing(LesionFlowError):
 
 
 class EndpointAccessDenied(LesionFlowError):
-    """The infer function's role may not invoke the endpoint (its ``sagemaker:InvokeEndpoint`` grant names
+    """The invoke-model function's role may not invoke the endpoint (its ``sagemaker:InvokeEndpoint`` grant names
     ``EndpointName`` in this region, lower case). Permanent: a deploy must fix the grant or the name."""
+
+
+class ModelInputMissing(LesionFlowError):
+    """The model input Preprocess handed over cannot be read back (expired, deleted, or not the bytes it made).
+    Permanent for this run: the upload must be processed again."""
 
 
 class ModelRequestRejected(LesionFlowError):

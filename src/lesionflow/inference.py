@@ -1,5 +1,4 @@
-"""The Infer step: preprocess the validated upload as the contract says, send it to the SageMaker endpoint and read
-its answer by the contract."""
+"""The InvokeModel step: send the preprocessed input to the SageMaker endpoint and read its answer by the contract."""
 
 import re
 
@@ -12,14 +11,12 @@ from lesionflow.errors import (
     EndpointMissing,
     EndpointThrottled,
     EndpointUnavailable,
-    ImageRejected,
     ModelNotReady,
     ModelRequestRejected,
     ModelResponseInvalid,
 )
-from lesionflow.preprocessing import PREPROCESSING_VERSION, model_input
+from lesionflow.handover import discard, take
 from lesionflow.state import PipelineState
-from lesionflow.storage import read_upload
 
 DECISION_SUPPORT_NOTE = "Decision support, not a diagnosis: a clinician must confirm any finding."
 _THROTTLED = {"ThrottlingException", "TooManyRequestsException"}
@@ -97,18 +94,18 @@ def _translate(error: ClientError, endpoint_name: str) -> Exception | None:
     return None
 
 
-def infer(state: PipelineState, s3, sagemaker, endpoint_name: str, contract: ModelContract,
-          review_threshold: float) -> PipelineState:
+def invoke_model(state: PipelineState, s3, sagemaker, endpoint_name: str, contract: ModelContract,
+                 review_threshold: float) -> PipelineState:
     """Return the state concluded with a SUCCEEDED record: top label, its confidence and every label's score;
     ``needs_review`` when the top score is under the threshold (or the model gives no probabilities), so that a
-    person looks at it. An image that cannot be decoded after all is concluded REJECTED, without calling the model."""
-    if state.image is None:
-        raise ValueError("infer needs the facts of a validated image")
-    try:  # read again pinned to the version validation saw; only its header was checked, so decoding can still fail
-        body = model_input(read_upload(s3, state.upload, state.image.size), state.image.format, contract)
-    except ImageRejected as rejection:
-        return state.rejected(rejection)
+    person looks at it. A stored model input is deleted once the endpoint has answered; until then it stays for the
+    state machine's retries."""
+    if state.model_input is None:
+        raise ValueError("invoke_model needs the model input Preprocess handed over")
+    made = state.model_input
+    body = take(s3, state.upload.bucket, made)
     answer = invoke_endpoint(sagemaker, endpoint_name, contract, body)
+    discard(s3, state.upload.bucket, made)
     scores = contract.read_scores(answer.body)
     label = max(scores, key=scores.__getitem__)
     needs_review = scores[label] < review_threshold or not contract.response.gives_confidence
@@ -126,6 +123,6 @@ def infer(state: PipelineState, s3, sagemaker, endpoint_name: str, contract: Mod
         model_version=answer.model_version,
         model_disclaimer=answer.model_disclaimer,
         model_contract=contract.name,
-        preprocessing_version=PREPROCESSING_VERSION,
+        preprocessing_version=made.preprocessing_version,
     )
     return state.concluded(record)

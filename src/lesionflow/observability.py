@@ -14,6 +14,8 @@ from time import perf_counter
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from pydantic import BaseModel
+
 from lesionflow.errors import parse
 from lesionflow.state import PipelineState
 
@@ -35,10 +37,10 @@ def count(name: str, dimension: tuple[str, str] | None = None) -> None:
         one.add_dimension(name=dimension[0], value=dimension[1])
 
 
-def pipeline_step(name: str):
+def pipeline_step(name: str, accepts: type[BaseModel] = PipelineState):
     """Wrap a state machine task ``step(state, context) -> state`` as a Lambda handler.
 
-    Parses the state document, tags logs with the upload's hashes (correlation id = upload id, which is also the
+    Parses the state document (or another input with an ``upload``, as ``accepts`` says), tags logs with the upload's hashes (correlation id = upload id, which is also the
     execution name), times the step (``<name>Latency``), counts the verdict it reaches or the error it raises
     (``<name>Errors``; Step Functions then retries or records FAILED), and returns the document for the next state.
     """
@@ -47,7 +49,7 @@ def pipeline_step(name: str):
         @lambda_entry
         @wraps(step)
         def handler(event: dict, context) -> dict:
-            state = parse(PipelineState, event, f"{name} input is not the pipeline state document")
+            state = parse(accepts, event, f"{name} input is not the pipeline state document")
             logger.set_correlation_id(state.upload.upload_id)
             logger.append_keys(object_hash=state.upload.object_hash)
             started = perf_counter()
@@ -59,7 +61,7 @@ def pipeline_step(name: str):
                 raise
             metrics.add_metric(name=f"{name}Latency", unit=MetricUnit.Milliseconds,
                                value=round((perf_counter() - started) * 1000, 1))
-            if after.result is not None and state.result is None:
+            if after.result is not None and getattr(state, "result", None) is None:
                 _count_verdict(after.result.record, name)
             return after.to_output()
 

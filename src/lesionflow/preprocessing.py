@@ -1,8 +1,6 @@
-"""Preprocessing: turn an uploaded image into exactly what the model contract asks for, in memory.
+"""The Preprocess step: decode the validated upload once and turn it into exactly what the model contract asks for.
 
-The model input is made where it is sent (the Infer step), not stored in S3 between two steps: an S3 PUT and GET per
-image cost more than the rest of the pipeline's requests together (``make bench``, cost section), and image bytes do not
-travel in the state document (README, Architecture).
+Its result is handed to InvokeModel (``lesionflow.handover``), which may retry the endpoint without decoding again.
 """
 
 from io import BytesIO
@@ -10,7 +8,11 @@ from io import BytesIO
 from PIL import Image
 
 from lesionflow.contracts import IMAGE_ENCODINGS, ModelContract
+from lesionflow.errors import ImageRejected
+from lesionflow.handover import hand_over
 from lesionflow.images import decode_rgb
+from lesionflow.state import PipelineState
+from lesionflow.storage import read_upload
 
 # Bump when the pixels sent to a model could change; every record carries it as provenance.
 PREPROCESSING_VERSION = "1"
@@ -34,3 +36,16 @@ def model_input(data: bytes, image_format: str, contract: ModelContract) -> byte
     pixels = np.asarray(image, dtype=np.uint8)
     return encode_array(pixels if pixels.ndim == 3 else pixels[:, :, np.newaxis], spec)
 
+
+
+def preprocess(state: PipelineState, s3, contract: ModelContract, handover_prefix: str) -> PipelineState:
+    """Return the state with the model input handed over, or concluded REJECTED when the image cannot be decoded
+    after all (Validate checked its header only)."""
+    if state.image is None:
+        raise ValueError("preprocess needs the facts of a validated image")
+    try:  # read again pinned to the version Validate saw
+        body = model_input(read_upload(s3, state.upload, state.image.size), state.image.format, contract)
+    except ImageRejected as rejection:
+        return state.rejected(rejection)
+    return state.model_copy(update={"model_input": hand_over(
+        s3, state.upload, body, handover_prefix, PREPROCESSING_VERSION)})

@@ -17,6 +17,10 @@ _serializer = TypeSerializer()
 
 
 REVIEW_NEEDED = "NEEDED"  # the by-review index's only key value
+# ISO-8601 UTC. Python writes milliseconds and a Z (uploads.iso_utc), as Step Functions documents its own times
+# (``$$.State.EnteredTime``, which the state machine's fallback FAILED record uses); moto's Step Functions writes
+# microseconds and +00:00 instead, also accepted.
+UTC_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|\+00:00)$"
 
 
 class Status(StrEnum):
@@ -29,7 +33,7 @@ class PredictionRecord(BaseModel):
     image_key: str
     upload_version: str
     status: Status
-    created_at: str
+    created_at: str = Field(pattern=UTC_TIMESTAMP)
     label: str | None = None
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     scores: dict[str, float] | None = None
@@ -45,7 +49,7 @@ class PredictionRecord(BaseModel):
     version_token: str
     upload_id: str
     object_hash: str
-    uploaded_at: str
+    uploaded_at: str = Field(pattern=UTC_TIMESTAMP)
     execution_arn: str
     endpoint_name: str | None = None
     model_variant: str | None = None

@@ -1,10 +1,12 @@
-"""The document the state machine passes between its states: references and small facts, never image bytes.
+"""The document the state machine passes between its states: references and small facts, never the upload's bytes.
 
 Each Lambda task receives the whole document and returns it with its own part filled in; a task that reaches a final
-verdict (a rejection, a prediction) sets ``result``, which the Persist states write as they are.
+verdict (a rejection, a prediction, a failure) sets ``result``, which the Persist states write as they are. The one
+exception to "no pixels": Preprocess hands the model input to InvokeModel inline when it is small
+(``lesionflow.handover``); the verdict drops it again.
 """
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from lesionflow.errors import ImageRejected
 from lesionflow.records import PredictionRecord
@@ -23,6 +25,23 @@ class ImageFacts(BaseModel):
     sha256: str
 
 
+class ModelInput(BaseModel):
+    """The preprocessed model input, exactly as the endpoint will receive it: inline or an S3 object, never both."""
+
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern="^[0-9a-f]{64}$")
+    preprocessing_version: str = Field(description="how it was made from the upload (provenance of the record)")
+    inline: str | None = Field(default=None, description="the bytes, base64")
+    key: str | None = Field(default=None, description="else where they are stored, in the upload's bucket")
+    version_id: str | None = None
+
+    @model_validator(mode="after")
+    def _one_place(self) -> "ModelInput":
+        if (self.inline is None) == (self.key is None):
+            raise ValueError("a model input is either inline or stored")
+        return self
+
+
 class Result(BaseModel):
     """A terminal record in both forms the Persist states need."""
 
@@ -39,6 +58,7 @@ class PipelineState(BaseModel):
     execution_arn: str
     prediction_key: str
     image: ImageFacts | None = None
+    model_input: ModelInput | None = None
     result: Result | None = None
 
     @property
@@ -51,7 +71,8 @@ class PipelineState(BaseModel):
         return PredictionRecord.for_upload(self.upload, self.execution_arn, **(known | fields))
 
     def concluded(self, record: PredictionRecord) -> "PipelineState":
-        return self.model_copy(update={"result": Result.of(record)})
+        """The state with its verdict; the model input, if any, is not carried further."""
+        return self.model_copy(update={"result": Result.of(record), "model_input": None})
 
     def rejected(self, rejection: ImageRejected) -> "PipelineState":
         return self.concluded(
@@ -60,3 +81,16 @@ class PipelineState(BaseModel):
 
     def to_output(self) -> dict:
         return self.model_dump(mode="json", exclude_none=True)
+
+
+class FailureNotice(BaseModel):
+    """What RecordFailure is given when any state failed: the upload (in the document from the execution input on),
+    this run's names, and why. Nothing else is certain to exist at that point: the failed state may be the first."""
+
+    upload: Upload
+    execution_arn: str
+    prediction_key: str
+    reason: str = Field(min_length=1)
+
+    def state(self) -> PipelineState:
+        return PipelineState(upload=self.upload, execution_arn=self.execution_arn, prediction_key=self.prediction_key)

@@ -1,5 +1,4 @@
-"""Infer: preprocess the validated upload as the model contract says, send it to the SageMaker endpoint and turn its
-answer into a SUCCEEDED record."""
+"""InvokeModel: send the preprocessed input to the SageMaker endpoint and turn its answer into a SUCCEEDED record."""
 
 import os
 
@@ -7,8 +6,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lesionflow import clients
 from lesionflow.contracts import load_contract
-from lesionflow.inference import infer
 from lesionflow.errors import parse
+from lesionflow.inference import invoke_model
 from lesionflow.observability import pipeline_step
 from lesionflow.state import PipelineState
 
@@ -22,9 +21,9 @@ class Settings(BaseModel):
     review_threshold: float = Field(alias="REVIEW_THRESHOLD", ge=0.0, le=1.0)
 
 
-@pipeline_step("Infer")
+@pipeline_step("InvokeModel")
 def lambda_handler(state: PipelineState, context) -> PipelineState:
-    settings = parse(Settings, os.environ, "InferFunction environment")
+    settings = parse(Settings, os.environ, "InvokeModelFunction environment")
     sagemaker = clients.sagemaker_runtime(settings.invoke_timeout_seconds)
     contract = load_contract(settings.model_contract)
-    return infer(state, clients.s3(), sagemaker, settings.endpoint_name, contract, settings.review_threshold)
+    return invoke_model(state, clients.s3(), sagemaker, settings.endpoint_name, contract, settings.review_threshold)
