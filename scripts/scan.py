@@ -54,8 +54,13 @@ SOURCE_KEY = "LesionFlowScanSource"  # Metadata key naming the template.yaml res
 
 # ---------------------------------------------------------------------------------------------------- the template
 
+# Where a state machine names its definition file: SAM's state machine, and CloudFormation's (which sam package uploads)
+DEFINITION_PATHS = ("DefinitionUri", "DefinitionS3Location")
+
+
 def find_file(template_path: Path, relative: str) -> Path:
-    """A path the template names (DefinitionUri): next to the template, or in the repository for a copy elsewhere."""
+    """A path the template names (a state machine's definition): next to the template, or in the repository for a
+    copy elsewhere."""
     beside = template_path.parent / relative
     return beside if beside.exists() else ROOT / relative
 
@@ -78,8 +83,9 @@ def transform(template: dict, template_path: Path) -> dict:
         for key in ("CodeUri", "ContentUri"):
             if isinstance(properties.get(key), str):
                 properties[key] = f"s3://lesionflow-scan-artifacts/{properties[key]}"
-        if isinstance(properties.get("DefinitionUri"), str):
-            properties["Definition"] = json.loads(find_file(template_path, properties.pop("DefinitionUri")).read_text())
+        for key in DEFINITION_PATHS:
+            if isinstance(properties.get(key), str):
+                properties["Definition"] = json.loads(find_file(template_path, properties.pop(key)).read_text())
     translator = Translator(None, Parser(), boto_session=boto3.Session(region_name=REGION))
     return translator.translate(sam, parameter_values={"AWS::AccountId": ACCOUNT}, passthrough_metadata=True,
                                 get_managed_policy_map=dict)  # no managed policy is named: no lookup needed
@@ -370,8 +376,8 @@ def scan_asl(template: dict, template_path: Path) -> Report:
     package = json.loads((NODE_MODULES / "asl-validator" / "package.json").read_text())["version"]
     report = Report("asl-validator", package, "the state machine definitions, placeholders filled in")
     values = placeholder_values(template)
-    definitions = [resource["Properties"]["DefinitionUri"] for resource in template["Resources"].values()
-                   if isinstance(resource.get("Properties", {}).get("DefinitionUri"), str)]
+    definitions = [resource["Properties"][key] for resource in template["Resources"].values() for key in DEFINITION_PATHS
+                   if isinstance(resource.get("Properties", {}).get(key), str)]
     for relative in definitions:
         text = find_file(template_path, relative).read_text()
         for name, value in values.items():

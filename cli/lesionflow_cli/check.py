@@ -20,7 +20,8 @@ The lines, and when each fails:
   code only (SageMaker's message may echo the request): AccessDenied as a missing permission.
 - dead letters: FAIL when the dead-letter queue holds messages (``lesionflow redrive`` after finding out why).
 - lambda concurrency: FAIL when the account's unreserved concurrency is below what the pipeline can use at once:
-  DispatchMaxConcurrency dispatchers, plus a Validate and an Infer for each invocation the endpoint takes at once
+  DispatchMaxConcurrency dispatchers, plus a Validate, a Preprocess and an InvokeModel for each invocation the
+  endpoint takes at once
   (its serverless MaxConcurrency; DispatchMaxConcurrency stands in for an instance endpoint). Short of that, under
   load the dispatchers are throttled (messages drift to the dead-letter queue) and steps fail with
   Lambda.TooManyRequestsException once retries run out. New accounts can have a limit of 10.
@@ -283,7 +284,7 @@ def check_answer(runtime: Callable[[int], object], endpoint_name: str, contract:
         return
     except EndpointAccessDenied as error:  # named by invoke_endpoint without SageMaker's message
         yield Line(check="answer", outcome=Outcome.FAIL, found=f"InvokeEndpoint was refused: {error}",
-                   advice=f"your credentials need sagemaker:InvokeEndpoint on {endpoint_name} (the infer function's "
+                   advice=f"your credentials need sagemaker:InvokeEndpoint on {endpoint_name} (InvokeModelFunction's "
                           "role has it for EndpointName in this region)")
         return
     except ClientError as error:  # not translated by invoke_endpoint; its message may echo the request: not shown
@@ -323,15 +324,17 @@ def check_dead_letters(sqs, queue_url: str | None) -> Line:
 
 def lambda_need(dispatch_max: int, endpoint_concurrency: int) -> int:
     """Concurrent Lambda executions the pipeline can use at once: every dispatcher the event source may run, and a
-    Validate and an Infer for each invocation the endpoint takes at once (more only wait in throttling retries)."""
-    return dispatch_max + 2 * endpoint_concurrency
+    Validate, a Preprocess and an InvokeModel for each invocation the endpoint takes at once (more only wait in
+    throttling retries). RecordFailure runs only in place of a stage that failed."""
+    return dispatch_max + 3 * endpoint_concurrency
 
 
 def check_lambda_concurrency(lambda_client, dispatch_max: int, endpoint: EndpointFacts | None) -> Line:
     concurrency = (endpoint.serverless_max_concurrency if endpoint and endpoint.serverless_max_concurrency
                    else dispatch_max)
     need = lambda_need(dispatch_max, concurrency)
-    rule = f"DispatchMaxConcurrency {dispatch_max} + Validate and Infer for {concurrency} endpoint invocations"
+    rule = (f"DispatchMaxConcurrency {dispatch_max} + Validate, Preprocess and InvokeModel for {concurrency} endpoint "
+            "invocations")
     try:
         limits = lambda_client.get_account_settings()["AccountLimit"]
     except ClientError as error:

@@ -43,8 +43,9 @@ Exits 1 when anything would stop uploads from being processed (a FAIL), 0 otherw
                       through the stack's ModelContract; a cold start is retried once with a 60 s timeout
   dead letters        FAIL when the dead-letter queue holds messages (then: lesionflow redrive)
   lambda concurrency  FAIL when the account's unreserved Lambda concurrency is under DispatchMaxConcurrency
-                      + 2 x the endpoint's concurrency (serverless MaxConcurrency, else DispatchMaxConcurrency):
-                      the dispatchers plus a Validate and an Infer per invocation the endpoint takes at once
+                      + 3 x the endpoint's concurrency (serverless MaxConcurrency, else DispatchMaxConcurrency):
+                      the dispatchers plus a Validate, a Preprocess and an InvokeModel per invocation the
+                      endpoint takes at once
   serverless quota    quota Q (L-96300102); this endpoint M; all serverless endpoints in the region T:
                       FAIL when T > Q (creating or updating the endpoint with M is refused), warn when T = Q
                       (no headroom to raise ServerlessMaxConcurrency or add an endpoint)

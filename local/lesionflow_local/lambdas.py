@@ -18,6 +18,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import unquote
+from uuid import uuid4
 
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
@@ -162,7 +163,9 @@ class LambdaApi:
 
 
 def _json(status: int, payload) -> Response:
-    return Response(json.dumps(payload), status=status, mimetype="application/json")
+    """A response as Lambda sends it: every one, errors included, names its request (botocore reads the id)."""
+    return Response(json.dumps(payload), status=status, mimetype="application/json",
+                    headers={"x-amzn-RequestId": str(uuid4())})
 
 
 def serve(app, port: int = 0) -> BaseWSGIServer:

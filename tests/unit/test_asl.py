@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from lesionflow import clients
-from lesionflow_local.template import function_properties, load
+from lesionflow_local.template import ROOT, function_properties, load
 
 TEMPLATE = load()
 ASL = json.loads((Path(__file__).resolve().parents[2] / "statemachine" / "pipeline.asl.json").read_text())
@@ -39,21 +39,48 @@ def test_the_definition_uses_jsonpath_only():
     assert "QueryLanguage" not in json.dumps(ASL)
 
 
-def test_the_pipeline_runs_validate_then_infer_and_names_its_outputs_from_the_upload_id():
-    assert (ASL["StartAt"], STATES["Validate"]["Next"], STATES["ValidateVerdict"]["Default"]) == (
-        "Validate", "ValidateVerdict", "Infer")
-    document = STATES["Validate"]["Parameters"]["Payload"]
-    assert document["prediction_key.$"] == "States.Format('${PredictionPrefix}{}.json', $.upload.upload_id)"
+def test_the_outputs_are_named_from_the_upload_id_never_from_the_object_key():
+    for document in (STATES["Validate"]["Parameters"]["Payload"], STATES["RecordFailure"]["Parameters"]["Payload"]):
+        assert document["prediction_key.$"] == "States.Format('${PredictionPrefix}{}.json', $.upload.upload_id)"
+    assert STATES["PersistJson"]["Parameters"]["Key.$"] == "$.prediction_key"
 
 
-def test_a_successful_image_enters_five_states_each_a_billed_transition_of_a_standard_workflow():
+def happy_path() -> list[str]:
     path, name = [], ASL["StartAt"]
     while name:
         path.append(name)
         state = STATES[name]
         name = state.get("Default") or state.get("Next")
-    assert path == ["Validate", "ValidateVerdict", "Infer", "RecordVerdict", "WritePredictionJson"]
-    assert STATES["WritePredictionJson"]["End"] is True
+    return path
+
+
+def test_the_happy_path_is_the_four_stages_validate_preprocess_invoke_model_persist():
+    # Given the path a usable image takes (each Choice's default)
+    path = happy_path()
+    # Then the four stages come in the user's order, each a state of its own, with only verdict checks between
+    assert [name for name in path if STATES[name]["Type"] == "Task"] == [
+        "Validate", "Preprocess", "InvokeModel", "Persist", "PersistJson"]
+    assert path == ["Validate", "ValidateVerdict", "Preprocess", "PreprocessVerdict", "InvokeModel", "Persist",
+                    "PersistJson"]
+    # and Persist is the two direct service integrations, DynamoDB first, no Lambda
+    assert (STATES["Persist"]["Resource"], STATES["PersistJson"]["Resource"]) == (
+        "arn:aws:states:::dynamodb:putItem", "arn:aws:states:::aws-sdk:s3:putObject")
+    assert STATES["PersistJson"]["End"] is True
+    # and the definition's comment says how many billed transitions that is
+    assert f"A successful image enters {len(path)} states" in ASL["Comment"]
+
+
+@pytest.mark.parametrize("verdict", ["ValidateVerdict", "PreprocessVerdict"])
+def test_a_rejected_image_skips_to_persist(verdict):
+    assert STATES[verdict]["Choices"] == [{"Variable": "$.result", "IsPresent": True, "Next": "Persist"}]
+
+
+def test_preprocess_hands_the_whole_document_to_invoke_model_which_never_decodes():
+    # InvokeModel gets Preprocess's output, model input included; its function has no Pillow to decode with
+    assert STATES["Preprocess"]["Next"] == "PreprocessVerdict" and STATES["PreprocessVerdict"]["Default"] == "InvokeModel"
+    assert STATES["InvokeModel"]["Parameters"]["Payload.$"] == "$"
+    requirements = Path(ROOT, function_properties(TEMPLATE, "InvokeModelFunction")["CodeUri"], "requirements.txt")
+    assert "pillow" not in requirements.read_text().lower()
 
 
 @pytest.mark.parametrize("task", [name for name, s in STATES.items() if s["Type"] == "Task"])
@@ -71,26 +98,59 @@ def test_lambda_tasks_retry_lambda_service_errors_but_never_permanent_ones(task)
     assert not retried & PERMANENT_ERRORS
 
 
-def test_the_infer_task_retries_endpoint_throttling_outages_and_cold_models():
-    retried = {error for retry in STATES["Infer"]["Retry"] for error in retry["ErrorEquals"]}
+def test_the_invoke_model_task_retries_endpoint_throttling_outages_and_cold_models():
+    retried = {error for retry in STATES["InvokeModel"]["Retry"] for error in retry["ErrorEquals"]}
     assert {"EndpointThrottled", "EndpointUnavailable", "ModelNotReady"} <= retried
 
 
-@pytest.mark.parametrize("task", LAMBDA_TASKS)
-def test_any_unrecoverable_error_of_a_lambda_task_is_recorded_as_failed_with_a_reason(task):
+STAGES = ["Validate", "Preprocess", "InvokeModel", "Persist", "PersistJson"]
+
+
+@pytest.mark.parametrize("task", STAGES)
+def test_any_unrecoverable_error_of_a_stage_is_recorded_as_failed_with_a_reason(task):
     assert STATES[task]["Catch"][-1] == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure",
                                          "Next": "ExplainFailure"}
-    for explained in {catch["Next"] for catch in STATES[task]["Catch"]}:
-        assert (STATES[explained]["ResultPath"], STATES[explained]["Next"]) == ("$.explained", "RecordFailure")
-    assert STATES["RecordFailure"]["Parameters"]["record"]["status"] == "FAILED"
-    assert STATES["RecordFailure"]["Parameters"]["record"]["reason.$"] == "$.explained.reason"
-    assert STATES["RecordFailure"]["Parameters"]["item"]["reason"] == {"S.$": "$.explained.reason"}
-    assert STATES["RecordFailure"]["Next"] == "RecordFailedVerdict"
+    for catch in STATES[task]["Catch"]:
+        if catch["Next"] != "AlreadyRecorded":
+            explained = STATES[catch["Next"]]
+            assert (explained["ResultPath"], explained["Next"]) == ("$.explained", "RecordFailure")
+    # RecordFailure (Python) builds the record; if it cannot run, the state machine builds it directly
+    assert STATES["RecordFailure"]["Parameters"]["Payload"]["reason.$"] == "$.explained.reason"
+    assert STATES["RecordFailure"]["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.record_failure", "Next": "RecordFailureDirectly"}]
+    direct = STATES["RecordFailureDirectly"]["Parameters"]["result"]
+    assert direct["record"]["status"] == "FAILED" and direct["record"]["reason.$"] == "$.explained.reason"
+    assert direct["item"]["reason"] == {"S.$": "$.explained.reason"}
+    assert STATES["RecordFailure"]["Next"] == STATES["RecordFailureDirectly"]["Next"] == "PersistFailure"
+    # and the failure path ends by failing the execution, for the alarm
+    assert STATES["PersistFailure"]["Next"] == "PersistFailureJson"
+    assert STATES["PersistFailureJson"]["Next"] == "PipelineFailed" and STATES["PipelineFailed"]["Type"] == "Fail"
+
+
+def test_the_direct_failure_record_has_the_same_fields_in_both_forms():
+    direct = STATES["RecordFailureDirectly"]["Parameters"]["result"]
+    assert {name.removesuffix(".$") for name in direct["record"]} == set(direct["item"])
+
+
+def test_the_failure_path_persists_exactly_as_the_verdict_path():
+    for verdict, failure in (("Persist", "PersistFailure"), ("PersistJson", "PersistFailureJson")):
+        assert STATES[verdict]["Parameters"] == STATES[failure]["Parameters"]
+        assert STATES[verdict]["Retry"] == STATES[failure]["Retry"]
+    # but a failure to write the FAILED record ends the execution instead of looping back to RecordFailure
+    for name in ("PersistFailure", "PersistFailureJson"):
+        assert STATES[name]["Catch"][-1]["Next"] == "PersistFailed"
+
+
+def test_a_verdict_is_never_overwritten_by_another_run_only_by_this_one():
+    condition = STATES["Persist"]["Parameters"]
+    assert condition["ConditionExpression"] == (
+        "attribute_not_exists(image_key) OR #status = :failed OR execution_arn = :this_run")
+    assert condition["ExpressionAttributeValues"][":this_run"] == {"S.$": "$$.Execution.Id"}
 
 
 def test_an_endpoint_that_does_not_exist_is_named_in_the_failed_record_with_what_to_do():
-    # Given Infer's catchers, the specific one first (Step Functions takes the first that matches)
-    [missing, _] = STATES["Infer"]["Catch"]
+    # Given InvokeModel's catchers, the specific one first (Step Functions takes the first that matches)
+    [missing, _] = STATES["InvokeModel"]["Catch"]
     assert missing["ErrorEquals"] == ["EndpointMissing"]
     # Then its reason names the endpoint the template substitutes and the command that checks it
     reason = STATES[missing["Next"]]["Result"]["reason"]
@@ -158,12 +218,12 @@ def test_the_worst_case_of_every_retry_schedule_fits_an_express_workflow_with_ma
     assert worst <= MARGIN * EXPRESS_LIMIT_SECONDS, f"worst case {worst:.0f} s"
 
 
-def test_one_endpoint_attempt_fits_the_infer_functions_timeout_beside_the_read_and_decode():
-    # Given the longest InvokeTimeoutSeconds the template allows and the SageMaker client Infer uses
+def test_one_endpoint_attempt_fits_the_invoke_model_functions_timeout_beside_reading_the_model_input():
+    # Given the longest InvokeTimeoutSeconds the template allows and the SageMaker client InvokeModel uses
     longest = TEMPLATE["Parameters"]["InvokeTimeoutSeconds"]["MaxValue"]
     config = clients.sagemaker_runtime(longest).meta.config
-    # Then its SDK attempts, each a connect and a read, leave 10 s of the function's Timeout to read and decode the
-    # largest upload (make bench measures the decode; the state machine, not the SDK, retries the endpoint)
+    # Then its SDK attempts, each a connect and a read, leave 2 s of the function's Timeout to read and delete a
+    # stored model input (the state machine, not the SDK, retries the endpoint)
     sdk_attempts = config.retries["total_max_attempts"]
     endpoint = sdk_attempts * (config.connect_timeout + config.read_timeout)
-    assert endpoint + 10 <= function_properties(TEMPLATE, "InferFunction")["Timeout"]
+    assert endpoint + 2 <= function_properties(TEMPLATE, "InvokeModelFunction")["Timeout"]

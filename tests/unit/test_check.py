@@ -397,20 +397,20 @@ def _account(limit: int, unreserved: int):
 def test_lambda_concurrency_covering_dispatchers_and_steps_is_ok():
     # Given 1000 concurrent executions; DispatchMaxConcurrency 5 and a serverless endpoint of MaxConcurrency 5
     line = check.check_lambda_concurrency(_account(1000, 1000), 5, serverless(5))
-    # Then the pipeline's 5 + 2 x 5 = 15 are covered
-    assert line.outcome is Outcome.OK and "needs 15" in line.found
+    # Then the pipeline's 5 + 3 x 5 = 20 (Validate, Preprocess, InvokeModel per endpoint invocation) are covered
+    assert line.outcome is Outcome.OK and "needs 20" in line.found
 
 
 def test_a_new_accounts_lambda_concurrency_of_10_fails_with_what_to_request():
     line = check.check_lambda_concurrency(_account(10, 10), 5, serverless(5))
-    assert line.outcome is Outcome.FAIL and "10 unreserved of 10" in line.found and "needs 15" in line.found
-    assert "L-B99A9384" in line.advice and "at least 15" in line.advice
+    assert line.outcome is Outcome.FAIL and "10 unreserved of 10" in line.found and "needs 20" in line.found
+    assert "L-B99A9384" in line.advice and "at least 20" in line.advice
 
 
 def test_reserved_concurrency_elsewhere_counts_against_the_pipeline():
-    line = check.check_lambda_concurrency(_account(1000, 12), 4, None)  # instance endpoint: 4 + 2 x 4 = 12
-    assert line.outcome is Outcome.OK and "needs 12" in line.found
-    line = check.check_lambda_concurrency(_account(1000, 11), 4, None)
+    line = check.check_lambda_concurrency(_account(1000, 16), 4, None)  # instance endpoint: 4 + 3 x 4 = 16
+    assert line.outcome is Outcome.OK and "needs 16" in line.found
+    line = check.check_lambda_concurrency(_account(1000, 15), 4, None)
     assert line.outcome is Outcome.FAIL and "at least 1001" in line.advice
 
 

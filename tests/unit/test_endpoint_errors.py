@@ -73,8 +73,8 @@ def test_the_state_machine_does_not_retry_a_missing_endpoint():
     # Given the deployed state machine definition
     definition = json.loads((ROOT / "statemachine" / "pipeline.asl.json").read_text())
 
-    # Then no Retry of the Infer step names EndpointMissing (or catches every error): it is permanent
-    retried = {name for retry in definition["States"]["Infer"]["Retry"] for name in retry["ErrorEquals"]}
+    # Then no Retry of the InvokeModel step names EndpointMissing (or catches every error): it is permanent
+    retried = {name for retry in definition["States"]["InvokeModel"]["Retry"] for name in retry["ErrorEquals"]}
     assert "EndpointMissing" not in retried and "States.ALL" not in retried
 
 

@@ -1,4 +1,4 @@
-"""The local endpoint's injected faults look like a troubled SageMaker endpoint to the real Infer handler, which turns
+"""The local endpoint's injected faults look like a troubled SageMaker endpoint to the real InvokeModel handler, which turns
 each into the error the state machine retries (transient) or records as FAILED (permanent)."""
 
 import pytest
@@ -20,7 +20,7 @@ RAISED = {
     FaultKind.MALFORMED: errors.ModelResponseInvalid,
     FaultKind.WRONG_SHAPE: errors.ModelResponseInvalid,
 }
-TRANSIENT = {"EndpointThrottled", "EndpointUnavailable", "ModelNotReady"}  # what the ASL's Infer Retry names
+TRANSIENT = {"EndpointThrottled", "EndpointUnavailable", "ModelNotReady"}  # what the ASL's InvokeModel Retry names
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def classifier(tmp_path_factory):
 
 @pytest.fixture
 def model_endpoint(classifier, monkeypatch):
-    """The real model server on loopback, where the Infer handler's SageMaker runtime calls go."""
+    """The real model server on loopback, where the InvokeModel handler's SageMaker runtime calls go."""
     server = ModelServer(classifier)
     http = serve(server)
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", f"http://127.0.0.1:{http.server_port}")
@@ -44,19 +44,25 @@ def stack_parameters():
     return {"InvokeTimeoutSeconds": "1"}  # so that the timeout fault costs about a second per SDK attempt
 
 
+def preprocessed(stack, key: str) -> dict:
+    """The document InvokeModel receives for a fresh upload, made by the real Validate and Preprocess handlers."""
+    validated = stack.functions["ValidateFunction"].invoke(state_for(stack, key, jpeg(300, 300)))
+    return stack.functions["PreprocessFunction"].invoke(validated)
+
+
 def test_every_kind_of_fault_is_covered():
     assert set(RAISED) == set(FaultKind)
 
 
 @pytest.mark.parametrize("kind", list(FaultKind), ids=str)
 def test_each_injected_fault_becomes_the_pipeline_error_for_it(stack, model_endpoint, kind):
-    # Given a validated upload and an endpoint that answers every request with this fault
-    validated_state = stack.functions["ValidateFunction"].invoke(state_for(stack, "uploads/f.jpg", jpeg(300, 300)))
+    # Given a preprocessed upload and an endpoint that answers every request with this fault
+    prepared = preprocessed(stack, "uploads/f.jpg")
     model_endpoint.faults = FaultInjector(rate=1.0, kinds=(kind,), delay_seconds=1.3)
 
-    # When the Infer handler calls it, Then it raises the matching error...
+    # When the InvokeModel handler calls it, Then it raises the matching error...
     with pytest.raises(RAISED[kind]) as raised:
-        stack.functions["InferFunction"].invoke(validated_state)
+        stack.functions["InvokeModelFunction"].invoke(prepared)
 
     # ...which the state machine retries exactly when the fault is transient
     assert (raised.type.__name__ in TRANSIENT) == (kind not in PERMANENT)
@@ -64,8 +70,7 @@ def test_each_injected_fault_becomes_the_pipeline_error_for_it(stack, model_endp
 
 
 def test_without_faults_the_same_endpoint_answers_with_the_model(stack, model_endpoint):
-    validated_state = stack.functions["ValidateFunction"].invoke(state_for(stack, "uploads/ok.jpg", jpeg(300, 300)))
-    result = stack.functions["InferFunction"].invoke(validated_state)
+    result = stack.functions["InvokeModelFunction"].invoke(preprocessed(stack, "uploads/ok.jpg"))
     assert result["result"]["record"]["status"] == "SUCCEEDED"
 
 

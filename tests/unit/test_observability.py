@@ -69,12 +69,13 @@ def test_a_rejection_is_counted_by_its_class(stack, capsys):
 
 
 def test_predictions_are_counted_by_label_and_unsure_ones_are_flagged_for_review(stack, endpoint, state, capsys):
-    # Given a validated upload and a model that is unsure
-    validated = stack.functions["ValidateFunction"].invoke(state)
+    # Given a preprocessed upload and a model that is unsure
+    prepared = stack.functions["PreprocessFunction"].invoke(stack.functions["ValidateFunction"].invoke(state))
+    capsys.readouterr()
     endpoint.then(200, hf_answer(melanoma=0.45, melanocytic_Nevi=0.4, dermatofibroma=0.15))
 
     # When it is classified
-    record = stack.functions["InferFunction"].invoke(validated)["result"]["record"]
+    record = stack.functions["InvokeModelFunction"].invoke(prepared)["result"]["record"]
 
     # Then the record is flagged for review (and keyed for the by-review index), says what it is, and the metrics
     # count the prediction, its label and the review it needs
@@ -83,21 +84,22 @@ def test_predictions_are_counted_by_label_and_unsure_ones_are_flagged_for_review
     metrics = metric_values(emitted(capsys.readouterr().out)[0])
     assert metrics[("PredictionsMade",)] == metrics[("PredictionsByLabel", "mel")] == 1
     assert metrics[("PredictionsNeedingReview",)] == 1
-    assert {("InferLatency",)} <= set(metrics)
+    assert {("InvokeModelLatency",)} <= set(metrics)
 
 
 def test_a_failing_step_counts_its_error(stack, endpoint, state, capsys):
-    validated = stack.functions["ValidateFunction"].invoke(state)
+    prepared = stack.functions["PreprocessFunction"].invoke(stack.functions["ValidateFunction"].invoke(state))
+    capsys.readouterr()
     endpoint.then(200, b"not json")
     with pytest.raises(Exception, match="not a JSON list"):
-        stack.functions["InferFunction"].invoke(validated)
-    assert metric_values(emitted(capsys.readouterr().out)[0])[("InferErrors",)] == 1
+        stack.functions["InvokeModelFunction"].invoke(prepared)
+    assert metric_values(emitted(capsys.readouterr().out)[0])[("InvokeModelErrors",)] == 1
 
 
 def test_every_log_line_of_an_upload_carries_its_correlation_id_and_never_its_key(stack, endpoint, state, capsys):
     # When an upload goes through every step
     validated = stack.functions["ValidateFunction"].invoke(state)
-    stack.functions["InferFunction"].invoke(validated)
+    stack.functions["InvokeModelFunction"].invoke(stack.functions["PreprocessFunction"].invoke(validated))
 
     # Then each log line names the upload by its id, and nothing capsys contains the key or the name in it
     out = capsys.readouterr().out

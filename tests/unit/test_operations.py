@@ -17,8 +17,8 @@ def test_every_function_logs_to_its_own_group_with_the_retention_parameter():
 
 
 def test_the_state_machine_logs_to_its_group_without_execution_data():
-    logging = RESOURCES["PipelineStateMachine"]["Properties"]["Logging"]
-    assert logging["IncludeExecutionData"] is False  # execution data holds object keys
+    logging = RESOURCES["PipelineStateMachine"]["Properties"]["LoggingConfiguration"]
+    assert logging["IncludeExecutionData"] is False  # execution data holds object keys and may hold a model input
     assert logging["Level"] == {"Ref": "StateMachineLogLevel"}
     group = logging["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
     assert RESOURCES[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}

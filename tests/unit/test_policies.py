@@ -23,6 +23,8 @@ OTHER_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/9999abcd-12ab-34cd-56ef-123
 QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:lesionflow-IngestQueue-AbCdEf"
 DLQ_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:lesionflow-DeadLetterQueue-GhIjKl"
 TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:lesionflow-AlarmTopic-MnOpQr"
+MACHINE = "PipelineStateMachine-StUvWx"
+MACHINE_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{MACHINE}"
 ROLE = {"AWS": f"arn:aws:sts::{ACCOUNT}:assumed-role/lesionflow-uploader/session"}
 OTHER_ROLE = {"AWS": f"arn:aws:sts::{OTHER_ACCOUNT}:assumed-role/intruder/session"}
 TLS = {"aws:SecureTransport": "true"}
@@ -36,9 +38,10 @@ PARAMETERS = {  # a stack that creates its endpoint from an artifact with its ow
 def deployed(value):
     """A template value resolved as CloudFormation would resolve it for this stack."""
     names = Placeholders(ImageBucket=BUCKET, DataKey=KEY_ARN.rsplit("/", 1)[1], IngestQueue=QUEUE_ARN,
-                         DeadLetterQueue=DLQ_ARN, AlarmTopic=TOPIC_ARN)
+                         DeadLetterQueue=DLQ_ARN, AlarmTopic=TOPIC_ARN, PipelineStateMachine=MACHINE_ARN)
     attributes = Placeholders({("ImageBucket", "Arn"): BUCKET_ARN, ("DataKey", "Arn"): KEY_ARN,
-                               ("IngestQueue", "Arn"): QUEUE_ARN, ("DeadLetterQueue", "Arn"): DLQ_ARN})
+                               ("IngestQueue", "Arn"): QUEUE_ARN, ("DeadLetterQueue", "Arn"): DLQ_ARN,
+                               ("PipelineStateMachine", "Name"): MACHINE})
     pseudo = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws", "AWS::StackId": STACK_ID,
               "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": "lesionflow"}
     return Resolver(TEMPLATE, names=names, attributes=attributes, pseudo=pseudo, parameters=PARAMETERS)(value)
@@ -179,6 +182,15 @@ KEY_REQUESTS = {
         (Request("kms:Encrypt", KEY_ARN, {"Service": f"logs.{REGION}.amazonaws.com"},
                  {"kms:EncryptionContext:aws:logs:arn": LOG_GROUP_ARN.replace(ACCOUNT, OTHER_ACCOUNT)}),
          Decision.IMPLICIT_DENY),
+    # Step Functions' guide: its log delivery decrypts with the key of an encrypted state machine that logs
+    "CloudWatch Logs' delivery for this account's state machine logs":
+        (service("delivery.logs.amazonaws.com", f"arn:aws:logs:{REGION}:{ACCOUNT}:delivery-source:sm", action="kms:Decrypt"),
+         Decision.ALLOW),
+    "CloudWatch Logs' delivery for another account":
+        (service("delivery.logs.amazonaws.com", f"arn:aws:logs:{REGION}:{OTHER_ACCOUNT}:delivery-source:sm",
+                 OTHER_ACCOUNT, action="kms:Decrypt"), Decision.IMPLICIT_DENY),
+    "CloudWatch Logs' delivery encrypting": (service("delivery.logs.amazonaws.com", f"arn:aws:logs:{REGION}:{ACCOUNT}:x"),
+                                             Decision.IMPLICIT_DENY),
     "a role of this account (its IAM policy then decides)": (Request("kms:Decrypt", KEY_ARN, ROLE), Decision.ALLOW),
     "a role of another account": (Request("kms:Decrypt", KEY_ARN, OTHER_ROLE), Decision.IMPLICIT_DENY),
     "a grant DynamoDB creates for the table": (grant("true"), Decision.ALLOW),
@@ -226,14 +238,48 @@ ROLE_REQUESTS = {
                                  Decision.ALLOW),
     "Validate reads a prediction": ("ValidateFunction", by_role("s3:GetObject", f"{BUCKET_ARN}/predictions/a.json"),
                                     Decision.IMPLICIT_DENY),
-    "Infer asks S3 whether a missing upload exists":
-        ("InferFunction", by_role("s3:ListBucket", BUCKET_ARN), Decision.ALLOW),
-    "Infer reads a version of an upload":
-        ("InferFunction", by_role("s3:GetObjectVersion", f"{BUCKET_ARN}/uploads/a.jpg"), Decision.ALLOW),
+    "Preprocess asks S3 whether a missing upload exists":
+        ("PreprocessFunction", by_role("s3:ListBucket", BUCKET_ARN), Decision.ALLOW),
+    "Preprocess reads a version of an upload":
+        ("PreprocessFunction", by_role("s3:GetObjectVersion", f"{BUCKET_ARN}/uploads/a.jpg"), Decision.ALLOW),
+    "Preprocess stores a model input":
+        ("PreprocessFunction", by_role("s3:PutObject", f"{BUCKET_ARN}/model-inputs/{'0' * 64}"), Decision.ALLOW),
+    "Preprocess writes under the upload prefix":
+        ("PreprocessFunction", by_role("s3:PutObject", f"{BUCKET_ARN}/uploads/a.jpg"), Decision.IMPLICIT_DENY),
+    "Preprocess deletes a model input":
+        ("PreprocessFunction", by_role("s3:DeleteObjectVersion", f"{BUCKET_ARN}/model-inputs/a"), Decision.IMPLICIT_DENY),
+    "InvokeModel reads a version of a model input":
+        ("InvokeModelFunction", by_role("s3:GetObjectVersion", f"{BUCKET_ARN}/model-inputs/a"), Decision.ALLOW),
+    "InvokeModel deletes a used model input's version":
+        ("InvokeModelFunction", by_role("s3:DeleteObjectVersion", f"{BUCKET_ARN}/model-inputs/a"), Decision.ALLOW),
+    "InvokeModel reads an upload": ("InvokeModelFunction", by_role("s3:GetObject", f"{BUCKET_ARN}/uploads/a.jpg"),
+                                    Decision.IMPLICIT_DENY),
+    "InvokeModel deletes an upload":
+        ("InvokeModelFunction", by_role("s3:DeleteObjectVersion", f"{BUCKET_ARN}/uploads/a.jpg"), Decision.IMPLICIT_DENY),
+    "InvokeModel calls the configured endpoint":
+        ("InvokeModelFunction", by_role("sagemaker:InvokeEndpoint",
+                                        f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/lesionflow-vit"), Decision.ALLOW),
+    "InvokeModel calls another endpoint":
+        ("InvokeModelFunction", by_role("sagemaker:InvokeEndpoint", f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/x"),
+         Decision.IMPLICIT_DENY),
     "the state machine writes a prediction":
-        ("PipelineStateMachine", by_role("s3:PutObject", f"{BUCKET_ARN}/predictions/a.json"), Decision.ALLOW),
+        ("PipelineStateMachineRole", by_role("s3:PutObject", f"{BUCKET_ARN}/predictions/a.json"), Decision.ALLOW),
     "the state machine writes under the upload prefix":
-        ("PipelineStateMachine", by_role("s3:PutObject", f"{BUCKET_ARN}/uploads/a.jpg"), Decision.IMPLICIT_DENY),
+        ("PipelineStateMachineRole", by_role("s3:PutObject", f"{BUCKET_ARN}/uploads/a.jpg"), Decision.IMPLICIT_DENY),
+    # Step Functions' guide: the execution role of an encrypted state machine needs both, for the state's data
+    "the state machine encrypts its execution data":
+        ("PipelineStateMachineRole", by_role("kms:GenerateDataKey", KEY_ARN,
+                                             **{"kms:EncryptionContext:aws:states:stateMachineArn": MACHINE_ARN}),
+         Decision.ALLOW),
+    "the state machine decrypts its execution data":
+        ("PipelineStateMachineRole", by_role("kms:Decrypt", KEY_ARN,
+                                             **{"kms:EncryptionContext:aws:states:stateMachineArn": MACHINE_ARN}),
+         Decision.ALLOW),
+    "the state machine invokes a stage's function":
+        ("PipelineStateMachineRole", by_role("lambda:InvokeFunction", "<InvokeModelFunction.Arn>"), Decision.ALLOW),
+    "the state machine invokes another function":
+        ("PipelineStateMachineRole", by_role("lambda:InvokeFunction",
+                                             f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:other"), Decision.IMPLICIT_DENY),
     "the endpoint decrypts its model artifact through S3":
         ("SageMakerExecutionRole", by_role("kms:Decrypt", PARAMETERS["ModelDataKmsKeyArn"],
                                            **{"kms:ViaService": f"s3.{REGION}.amazonaws.com"}), Decision.ALLOW),
@@ -253,11 +299,40 @@ def test_each_role_may_do_exactly_what_its_step_needs(resource, request_, outcom
     assert evaluate(role_policy(resource), request_) == outcome
 
 
+# --------------------------------------------------------------------------------------------- reading executions
+# Step Functions' encryption-at-rest guide: DescribeExecution, GetExecutionHistory and DescribeStateMachine of an
+# encrypted state machine need kms:Decrypt, with the encryption context aws:states:stateMachineArn; StartExecution
+# and RedriveExecution need no KMS permission.
+EXECUTION_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{MACHINE}:{'a' * 64}"
+READER_REQUESTS = {
+    "watch reads an execution's history": (by_role("states:GetExecutionHistory", EXECUTION_ARN), Decision.ALLOW),
+    "redrive starts a new execution": (by_role("states:StartExecution", MACHINE_ARN), Decision.ALLOW),
+    "check describes the state machine": (by_role("states:DescribeStateMachine", MACHINE_ARN), Decision.ALLOW),
+    "Step Functions decrypts the execution data for the reader":
+        (by_role("kms:Decrypt", KEY_ARN, **{"kms:EncryptionContext:aws:states:stateMachineArn": MACHINE_ARN}),
+         Decision.ALLOW),
+    "decrypting for another state machine":
+        (by_role("kms:Decrypt", KEY_ARN, **{"kms:EncryptionContext:aws:states:stateMachineArn": MACHINE_ARN + "x"}),
+         Decision.IMPLICIT_DENY),
+    "decrypting an upload through S3 (no Step Functions context)":
+        (by_role("kms:Decrypt", KEY_ARN, **{"kms:EncryptionContext:aws:s3:arn": f"{BUCKET_ARN}/uploads/a.jpg"}),
+         Decision.IMPLICIT_DENY),
+    "reading another state machine's execution":
+        (by_role("states:DescribeExecution", EXECUTION_ARN.replace(MACHINE, "other")), Decision.IMPLICIT_DENY),
+}
+
+
+@pytest.mark.parametrize(("request_", "outcome"), READER_REQUESTS.values(), ids=READER_REQUESTS.keys())
+def test_the_execution_reader_policy_reads_this_state_machines_executions_and_nothing_else(request_, outcome):
+    assert evaluate(policy_of("ExecutionReaderPolicy"), request_) == outcome
+
+
 # --------------------------------------------------------------------------------------------- coverage
 TABLES = [("ImageBucketPolicy", policy_of, list(BUCKET_REQUESTS.values())),
           ("IngestQueuePolicy", policy_of, list(QUEUE_REQUESTS.values())),
           ("DataKey", policy_of, list(KEY_REQUESTS.values())),
-          ("AlarmTopicPolicy", policy_of, list(TOPIC_REQUESTS.values()))]
+          ("AlarmTopicPolicy", policy_of, list(TOPIC_REQUESTS.values())),
+          ("ExecutionReaderPolicy", policy_of, list(READER_REQUESTS.values()))]
 TABLES += [(resource, role_policy, [(request_, outcome) for name, request_, outcome in ROLE_REQUESTS.values()
                                     if name == resource])
            for resource in sorted({row[0] for row in ROLE_REQUESTS.values()})]

@@ -1,5 +1,6 @@
 """template.yaml keeps data encrypted with one customer-managed key, in transit over TLS only, and hard to lose."""
 
+import boto3
 import pytest
 
 from lesionflow_local.template import load, resources_of_type
@@ -60,7 +61,8 @@ def test_the_prediction_log_cannot_be_deleted_by_accident_and_can_be_restored():
 def kms_actions(resource: str) -> set[str]:
     """The KMS actions a function or the state machine is granted, each checked to be on the data key alone."""
     found = set()
-    for policy in RESOURCES[resource]["Properties"]["Policies"]:
+    for policy in RESOURCES[resource]["Properties"].get("Policies", []):
+        policy = policy.get("PolicyDocument", policy) if isinstance(policy, dict) else policy
         for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             if any(action.startswith("kms:") for action in actions):
@@ -72,8 +74,24 @@ def kms_actions(resource: str) -> set[str]:
 @pytest.mark.parametrize(("resource", "needed"), [
     ("DispatchFunction", {"kms:Decrypt"}),  # receives from the encrypted queue
     ("ValidateFunction", {"kms:Decrypt"}),  # reads uploads
-    ("InferFunction", {"kms:Decrypt"}),  # reads uploads
-    ("PipelineStateMachine", {"kms:Decrypt", "kms:GenerateDataKey"}),  # writes the table and the prediction JSON
+    ("PreprocessFunction", {"kms:Decrypt", "kms:GenerateDataKey"}),  # reads uploads, stores large model inputs
+    ("InvokeModelFunction", {"kms:Decrypt"}),  # reads stored model inputs
+    ("RecordFailureFunction", set()),  # touches no encrypted resource
+    # writes the table and the prediction JSON, and encrypts its own execution data
+    ("PipelineStateMachineRole", {"kms:Decrypt", "kms:GenerateDataKey"}),
 ])
 def test_each_role_may_use_the_data_key_for_exactly_what_it_reads_and_writes(resource, needed):
     assert kms_actions(resource) == needed
+
+
+def test_the_state_machines_data_is_encrypted_with_the_data_key(stack):
+    # Given the state machine, whose data may hold a small model input (pixels of an upload) inline
+    encryption = RESOURCES["PipelineStateMachine"]["Properties"]["EncryptionConfiguration"]
+    # Then its executions' data is encrypted with the data key, reusing a data key within the range AWS allows
+    assert (encryption["Type"], encryption["KmsKeyId"]) == ("CUSTOMER_MANAGED_KMS_KEY", DATA_KEY_ARN)
+    assert 60 <= encryption["KmsDataKeyReusePeriodSeconds"] <= 900
+    # and the local stack's state machine is created the same way, with the local data key
+    described = boto3.client("stepfunctions").describe_state_machine(stateMachineArn=stack.state_machine_arn)
+    key = boto3.client("kms").describe_key(KeyId=described["encryptionConfiguration"]["kmsKeyId"])["KeyMetadata"]
+    assert described["encryptionConfiguration"]["type"] == "CUSTOMER_MANAGED_KMS_KEY"
+    assert key["Description"] == RESOURCES["DataKey"]["Properties"]["Description"]

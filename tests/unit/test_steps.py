@@ -1,12 +1,16 @@
-"""The Validate and Infer handlers on their own: pinned reads, limits, preprocessing and endpoint errors."""
+"""The stage handlers on their own: pinned reads, limits, preprocessing, the model input's handover and endpoint
+errors."""
 
 import json
+from base64 import b64decode
 from pathlib import Path
 
 import boto3
 import pytest
 
 from lesionflow import clients, errors
+from lesionflow.handover import INLINE_MAX_BYTES, hand_over
+from lesionflow.uploads import Upload
 from tests.support import hf_answer, jpeg, state_for
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -61,8 +65,30 @@ def test_a_rejection_record_carries_provenance_and_no_prediction(stack):
 
 @pytest.fixture
 def validated_state(stack):
-    """The state the Infer task receives: the upload's facts, as the real Validate handler found them."""
+    """The state the Preprocess task receives: the upload's facts, as the real Validate handler found them."""
     return stack.functions["ValidateFunction"].invoke(state_for(stack, "uploads/ok.jpg", jpeg(300, 300)))
+
+
+@pytest.fixture
+def preprocessed_state(stack, validated_state):
+    """The state the InvokeModel task receives: the model input, as the real Preprocess handler handed it over."""
+    return stack.functions["PreprocessFunction"].invoke(validated_state)
+
+
+def handover_objects(stack) -> list[dict]:
+    """Every version and delete marker under the hand-over prefix."""
+    listing = boto3.client("s3").list_object_versions(Bucket=stack.bucket, Prefix="model-inputs/")
+    return listing.get("Versions", []) + listing.get("DeleteMarkers", [])
+
+
+def stack_key_arn(stack) -> str:
+    rule = boto3.client("s3").get_bucket_encryption(Bucket=stack.bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    return rule["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"]
+
+
+def use_contract(stack, monkeypatch, contract: str) -> None:
+    for function in ("PreprocessFunction", "InvokeModelFunction"):
+        monkeypatch.setitem(stack.functions[function].environment, "MODEL_CONTRACT", contract)
 
 
 @pytest.mark.parametrize(("status", "error_type", "body", "raised"), [
@@ -75,23 +101,23 @@ def validated_state(stack):
     (200, None, json.dumps([{"label": "unicorn", "score": 0.9}]).encode(), errors.ModelResponseInvalid),
 ], ids=["throttled", "not-ready", "unavailable", "container-5xx", "container-4xx", "malformed", "unknown-label"])
 def test_endpoint_failures_raise_the_errors_the_state_machine_retries_or_records(
-        stack, endpoint, validated_state, status, error_type, body, raised):
+        stack, endpoint, preprocessed_state, status, error_type, body, raised):
     # Given an endpoint that keeps answering this way (the SDK's own retry gets the same answer)
     for _ in range(3):
         endpoint.then(status, body, error_type=error_type)
 
-    # Then the Infer handler raises the matching pipeline error (Step Functions matches on its name)
+    # Then the InvokeModel handler raises the matching pipeline error (Step Functions matches on its name)
     with pytest.raises(raised):
-        stack.functions["InferFunction"].invoke(validated_state)
+        stack.functions["InvokeModelFunction"].invoke(preprocessed_state)
 
 
-def test_infer_rejects_an_upload_deleted_after_validation_without_calling_the_model(stack, endpoint, validated_state):
-    # Given an upload whose version was deleted between Validate and Infer
+def test_preprocess_rejects_an_upload_deleted_after_validation(stack, endpoint, validated_state):
+    # Given an upload whose version was deleted between Validate and Preprocess
     upload = validated_state["upload"]
     boto3.client("s3").delete_object(Bucket=stack.bucket, Key=upload["key"], VersionId=upload["version_id"])
 
-    # When the Infer handler runs
-    record = stack.functions["InferFunction"].invoke(validated_state)["result"]["record"]
+    # When the Preprocess handler runs
+    record = stack.functions["PreprocessFunction"].invoke(validated_state)["result"]["record"]
 
     # Then the verdict is REJECTED as gone, with the facts validation found, and the endpoint never heard of it
     assert (record["status"], record["rejection_class"]) == ("REJECTED", "gone-before-processing")
@@ -99,13 +125,13 @@ def test_infer_rejects_an_upload_deleted_after_validation_without_calling_the_mo
     assert endpoint.requests == []
 
 
-def test_infer_returns_the_top_label_with_its_confidence_and_provenance(stack, endpoint, validated_state):
+def test_invoke_model_returns_the_top_label_with_its_confidence_and_provenance(stack, endpoint, preprocessed_state):
     # Given a model sure enough (over the 0.6 review threshold) that names itself as LesionFlow's container does
     endpoint.then(200, hf_answer(vascular_lesions=0.7, melanoma=0.3),
                   headers={"X-Amzn-SageMaker-Custom-Attributes": "model=vit-ham;version=3"})
 
-    # When the Infer handler runs
-    record = stack.functions["InferFunction"].invoke(validated_state)["result"]["record"]
+    # When the InvokeModel handler runs
+    record = stack.functions["InvokeModelFunction"].invoke(preprocessed_state)["result"]["record"]
 
     # Then the record has the top label, needs no review, and says which model, contract and pixels produced it
     assert (record["label"], record["confidence"], record["needs_review"]) == ("vasc", 0.7, False)
@@ -114,6 +140,92 @@ def test_infer_returns_the_top_label_with_its_confidence_and_provenance(stack, e
         "vit-ham", "3", "hf-image-classification")
     assert record["preprocessing_version"] == "1" and record["input_format"] == "JPEG"
     assert len(record["input_sha256"]) == 64 and record["endpoint_name"]
+
+
+# ------------------------------------------------------------------------------------- the model input's handover
+def test_a_small_model_input_travels_inline_and_the_endpoint_receives_exactly_it(stack, endpoint, preprocessed_state):
+    # Given the default contract's input (a 224x224 JPEG), under the inline threshold
+    handed = preprocessed_state["model_input"]
+    assert handed["size"] <= INLINE_MAX_BYTES and "key" not in handed
+    endpoint.then(200, hf_answer(melanoma=0.9, melanocytic_Nevi=0.1))
+
+    # When InvokeModel runs
+    result = stack.functions["InvokeModelFunction"].invoke(preprocessed_state)
+
+    # Then the endpoint got those very bytes, nothing was stored, and the verdict does not carry them on
+    [(_, _, body)] = endpoint.requests
+    assert body == b64decode(handed["inline"]) and body[:3] == b"\xff\xd8\xff"
+    assert handover_objects(stack) == []
+    assert "model_input" not in result and result["result"]["record"]["status"] == "SUCCEEDED"
+
+
+def test_a_large_model_input_is_stored_encrypted_under_its_own_prefix_and_deleted_once_used(
+        stack, endpoint, validated_state, monkeypatch):
+    # Given a contract whose input (3x224x224 uint8, 150,656 bytes) is over the inline threshold
+    use_contract(stack, monkeypatch, "tensor-npy")
+
+    # When Preprocess hands it over
+    handed = stack.functions["PreprocessFunction"].invoke(validated_state)
+    stored = handed["model_input"]
+
+    # Then it is one object named by the upload id under the hand-over prefix, never under uploads/, and it is
+    # encrypted with the data key by the bucket's default
+    assert "inline" not in stored and stored["size"] > INLINE_MAX_BYTES
+    assert stored["key"] == f"model-inputs/{validated_state['upload']['upload_id']}"
+    head = boto3.client("s3").head_object(Bucket=stack.bucket, Key=stored["key"], VersionId=stored["version_id"])
+    assert head["ContentLength"] == stored["size"]
+    assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", stack_key_arn(stack))
+
+    # When InvokeModel sends it and the endpoint answers
+    endpoint.then(200, json.dumps([0.1, 0.2, 0.1, 0.1, 2.0, 0.3, 0.1]).encode())
+    result = stack.functions["InvokeModelFunction"].invoke(handed)
+
+    # Then the endpoint got exactly those bytes, and the object is gone for good: no version, no delete marker
+    [(_, headers, body)] = endpoint.requests
+    assert headers["Content-Type"] == "application/x-npy" and len(body) == stored["size"]
+    assert result["result"]["record"]["label"] == "mel"
+    assert handover_objects(stack) == []
+
+
+@pytest.mark.parametrize("contract", ["hf-image-classification", "tensor-npy"])
+def test_invoke_model_retries_without_decoding_again(stack, endpoint, validated_state, monkeypatch, contract):
+    # Given a model input handed over (inline or stored), and then the upload itself deleted: decoding again
+    # would now be impossible
+    use_contract(stack, monkeypatch, contract)
+    handed = stack.functions["PreprocessFunction"].invoke(validated_state)
+    upload = validated_state["upload"]
+    boto3.client("s3").delete_object(Bucket=stack.bucket, Key=upload["key"], VersionId=upload["version_id"])
+    # and an endpoint that is down once (the SDK makes one attempt), then answers
+    endpoint.then(503, b'{"message": "down"}', error_type="ServiceUnavailable")
+    answer = hf_answer(melanoma=0.9) if contract.startswith("hf") else json.dumps([0, 0, 0, 0, 3, 0, 0]).encode()
+    endpoint.then(200, answer)
+
+    # When the state machine's first attempt fails and its retry runs with the same document
+    with pytest.raises(errors.EndpointUnavailable):
+        stack.functions["InvokeModelFunction"].invoke(handed)
+    result = stack.functions["InvokeModelFunction"].invoke(handed)
+
+    # Then the retry classified the same input, from the hand-over alone
+    first, second = (body for _, _, body in endpoint.requests)
+    assert first == second and result["result"]["record"]["label"] == "mel"
+
+
+def test_the_inline_threshold_is_inclusive_and_one_byte_more_is_stored(stack):
+    identity = Upload.model_validate(state_for(stack, "uploads/t.jpg", jpeg(64, 64))["upload"])
+    s3 = boto3.client("s3")
+    assert hand_over(s3, identity, b"x" * INLINE_MAX_BYTES, "model-inputs/", "1").inline is not None
+    assert hand_over(s3, identity, b"x" * (INLINE_MAX_BYTES + 1), "model-inputs/", "1").key is not None
+
+
+def test_a_model_input_that_is_not_what_preprocess_made_fails_instead_of_reaching_the_model(
+        stack, endpoint, preprocessed_state):
+    # Given a document whose inline input was altered after Preprocess
+    forged = preprocessed_state | {"model_input": preprocessed_state["model_input"] | {"inline": "AAAA"}}
+
+    # Then InvokeModel refuses it before any request reaches the endpoint
+    with pytest.raises(errors.ModelInputMissing):
+        stack.functions["InvokeModelFunction"].invoke(forged)
+    assert endpoint.requests == []
 
 
 def test_a_misconfigured_function_names_the_variable_without_echoing_the_environment(stack, monkeypatch):

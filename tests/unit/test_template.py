@@ -18,11 +18,25 @@ def prefix(name: str) -> dict:
 
 
 def allow_statements():
-    """Every Allow statement of every IAM policy the template grants, with where it is."""
+    """Every Allow statement of every IAM policy the template grants, with where it is: the functions' SAM
+    Policies, and the roles and managed policies of the pipeline written out (the endpoint's role, whose statements
+    depend on conditions, is checked in test_endpoint_template.py)."""
     for name, resource in RESOURCES.items():
-        for policy in resource.get("Properties", {}).get("Policies", []):
-            for template_name, statement in _statements(policy):
-                yield name, template_name, statement
+        if resource["Type"] == "AWS::IAM::Role" and "Condition" not in resource:
+            for policy in resource["Properties"]["Policies"]:
+                for statement in policy["PolicyDocument"]["Statement"]:
+                    yield name, None, statement
+        elif resource["Type"] == "AWS::IAM::ManagedPolicy":
+            for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+                yield name, None, statement
+        else:
+            for policy in resource.get("Properties", {}).get("Policies", []):
+                for template_name, statement in _statements(policy):
+                    yield name, template_name, statement
+
+
+def test_the_written_out_roles_and_policies_are_among_those_checked():
+    assert {"PipelineStateMachineRole", "ExecutionReaderPolicy"} <= {name for name, _, _ in allow_statements()}
 
 
 def _statements(policy):
@@ -60,6 +74,20 @@ def test_the_bucket_is_private_encrypted_versioned_and_tls_only():
         "Deny", "s3:*", {"Bool": {"aws:SecureTransport": "false"}})
 
 
+def test_model_inputs_have_a_prefix_of_their_own_and_expire_after_a_day_in_every_version():
+    # Given the hand-over prefix, where Preprocess stores a model input too large for the state
+    assert not LAYOUT["Handover"].startswith(LAYOUT["Uploads"]) and not LAYOUT["Uploads"].startswith(LAYOUT["Handover"])
+    rules = RESOURCES["ImageBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    [rule] = [rule for rule in rules if rule.get("Prefix") == prefix("Handover")]
+    # Then what InvokeModel did not delete (a run that failed) expires after one day, noncurrent versions too
+    assert (rule["Status"], rule["ExpirationInDays"], rule["NoncurrentVersionExpiration"]) == (
+        "Enabled", 1, {"NoncurrentDays": 1})
+    # and only Preprocess may write there
+    writers = {name for name, _, statement in allow_statements()
+               if statement and "s3:PutObject" in str(statement["Action"]) and "Handover" in str(statement["Resource"])}
+    assert writers == {"PreprocessFunction"}
+
+
 def test_replaced_versions_expire_and_leave_no_delete_markers_behind():
     rules = RESOURCES["ImageBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
     # the bucket is versioned: an overwritten or deleted upload stays as a noncurrent version unless that expires too
@@ -67,7 +95,8 @@ def test_replaced_versions_expire_and_leave_no_delete_markers_behind():
     assert any(rule.get("ExpiredObjectDeleteMarker") for rule in rules)
 
 
-@pytest.mark.parametrize(("function", "readable"), [("ValidateFunction", "Uploads"), ("InferFunction", "Uploads")])
+@pytest.mark.parametrize(("function", "readable"), [("ValidateFunction", "Uploads"), ("PreprocessFunction", "Uploads"),
+                                                   ("InvokeModelFunction", "Handover")])
 def test_functions_that_read_objects_may_list_the_bucket_so_a_missing_object_is_a_404(function, readable):
     # Without s3:ListBucket, S3 answers 403 for a missing key and "deleted before processing" would become FAILED.
     # S3's check for it carries no s3:prefix, so a grant conditioned on the prefix would not count: none is set.
@@ -75,9 +104,10 @@ def test_functions_that_read_objects_may_list_the_bucket_so_a_missing_object_is_
     [listing] = [s for s in statements if s["Action"] == "s3:ListBucket"]
     assert listing["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ImageBucket}"}
     assert "Condition" not in listing
-    # and may read exactly the version S3 announced under that prefix, nothing more
+    # and may read exactly the version it was given under that prefix, nothing more (but delete a used model input)
     [reading] = [s for s in statements if "s3:GetObject" in s["Action"]]
-    assert reading["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
+    assert reading["Action"][:2] == ["s3:GetObject", "s3:GetObjectVersion"]
+    assert set(reading["Action"][2:]) <= {"s3:DeleteObject", "s3:DeleteObjectVersion"}
     assert reading["Resource"] == {"Fn::Sub": ["arn:${AWS::Partition}:s3:::${ImageBucket}/${Prefix}*",
                                                {"Prefix": prefix(readable)}]}
 
@@ -123,10 +153,11 @@ def test_the_dispatcher_reports_partial_batch_failures_with_bounded_concurrency(
     assert TEMPLATE["Parameters"]["DispatchMaxConcurrency"]["MinValue"] == 2  # Lambda's lowest allowed value
 
 
-# Step Functions log delivery: these APIs have no resource-level permissions (AWS documents Resource "*").
+# Step Functions log delivery and X-Ray: these APIs have no resource-level permissions (AWS documents Resource "*").
 LOG_DELIVERY = {"logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
                 "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
-                "logs:DescribeLogGroups"}
+                "logs:DescribeLogGroups", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
+                "xray:GetSamplingRules", "xray:GetSamplingTargets"}
 
 
 def test_no_policy_grants_wildcard_actions_or_full_access():
@@ -170,9 +201,9 @@ def test_every_function_is_python_3_13_on_arm64_with_its_handler_and_requirement
 
 def test_the_state_machine_substitutions_match_the_placeholders_of_its_definition():
     machine = RESOURCES["PipelineStateMachine"]["Properties"]
-    placeholders = set(re.findall(r"\$\{(\w+)\}", Path(ROOT, machine["DefinitionUri"]).read_text()))
+    placeholders = set(re.findall(r"\$\{(\w+)\}", Path(ROOT, machine["DefinitionS3Location"]).read_text()))
     assert placeholders == set(machine["DefinitionSubstitutions"])
-    assert machine["Type"] == {"Ref": "WorkflowType"}
+    assert machine["StateMachineType"] == {"Ref": "WorkflowType"}
     assert TEMPLATE["Parameters"]["WorkflowType"]["AllowedValues"] == ["STANDARD", "EXPRESS"]
 
 
