@@ -19,6 +19,10 @@ The lines, and when each fails:
   start) is tried once more with a 60 s read timeout. A refusal the pipeline does not translate is named by its error
   code only (SageMaker's message may echo the request): AccessDenied as a missing permission.
 - dead letters: FAIL when the dead-letter queue holds messages (``lesionflow redrive`` after finding out why).
+- execution data: warn unless the state machine's data (execution inputs, states, history) is encrypted with a
+  customer-managed key, the stack's data key, and these credentials can read it (DescribeStateMachine needs
+  kms:Decrypt for an encrypted state machine, as DescribeExecution and GetExecutionHistory do: the stack's
+  ExecutionReaderPolicyArn output grants them). Uploads are processed either way: a warn.
 - lambda concurrency: FAIL when the account's unreserved concurrency is below what the pipeline can use at once:
   DispatchMaxConcurrency dispatchers, plus a Validate, a Preprocess and an InvokeModel for each invocation the
   endpoint takes at once
@@ -322,6 +326,31 @@ def check_dead_letters(sqs, queue_url: str | None) -> Line:
                 advice="see why in the dispatcher's logs, then run `lesionflow redrive`")
 
 
+_KMS_REFUSED = {"KmsAccessDeniedException", "KmsInvalidStateException"}
+
+
+def check_execution_data(sfn, state_machine_arn: str | None) -> Line:
+    if not state_machine_arn:
+        return Line(check="execution data", outcome=Outcome.WARN, found="the stack has no StateMachineArn output")
+    try:
+        described = sfn.describe_state_machine(stateMachineArn=state_machine_arn)
+    except ClientError as error:
+        if _code(error) in _KMS_REFUSED:
+            return Line(check="execution data", outcome=Outcome.WARN,
+                        found=f"encrypted, and these credentials cannot decrypt it ({_code(error)})",
+                        advice="attach the stack's ExecutionReaderPolicyArn output to read executions and redrive")
+        return Line(check="execution data", outcome=Outcome.WARN,
+                    found=f"cannot describe the state machine ({_code(error)})",
+                    advice="your credentials need states:DescribeStateMachine (ExecutionReaderPolicyArn grants it)")
+    encryption = described.get("encryptionConfiguration", {})
+    if encryption.get("type") != "CUSTOMER_MANAGED_KMS_KEY":
+        return Line(check="execution data", outcome=Outcome.WARN,
+                    found=f"encrypted with {encryption.get('type', 'an AWS-owned key')}, not the stack's data key",
+                    advice="sam deploy this version: its state machine encrypts with the data key")
+    return Line(check="execution data", outcome=Outcome.OK,
+                found="encrypted with the stack's data key, and readable with these credentials")
+
+
 def lambda_need(dispatch_max: int, endpoint_concurrency: int) -> int:
     """Concurrent Lambda executions the pipeline can use at once: every dispatcher the event source may run, and a
     Validate, a Preprocess and an InvokeModel for each invocation the endpoint takes at once (more only wait in
@@ -526,6 +555,7 @@ def run(target: Target) -> Iterator[Announcement | Line]:
         timeout = int(parameters.get("InvokeTimeoutSeconds", DEFAULT_INVOKE_TIMEOUT))
         yield from check_answer(target.runtime, endpoint_name, contract, timeout)
     yield check_dead_letters(target.client("sqs"), outputs.get("DeadLetterQueueUrl"))
+    yield check_execution_data(target.client("stepfunctions"), outputs.get("StateMachineArn"))
     if target.local:
         for check in ("lambda concurrency", "serverless quota", "alarms", "billing"):
             yield skipped(check, "nothing to check on this machine")

@@ -42,6 +42,8 @@ Exits 1 when anything would stop uploads from being processed (a FAIL), 0 otherw
   answer              FAIL unless the endpoint answers one generated image (no patient data) with valid scores
                       through the stack's ModelContract; a cold start is retried once with a 60 s timeout
   dead letters        FAIL when the dead-letter queue holds messages (then: lesionflow redrive)
+  execution data      warn unless the state machine's data is encrypted with the stack's data key and these
+                      credentials can decrypt it (the stack's ExecutionReaderPolicyArn output grants that)
   lambda concurrency  FAIL when the account's unreserved Lambda concurrency is under DispatchMaxConcurrency
                       + 3 x the endpoint's concurrency (serverless MaxConcurrency, else DispatchMaxConcurrency):
                       the dispatchers plus a Validate, a Preprocess and an InvokeModel per invocation the

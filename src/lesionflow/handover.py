@@ -4,8 +4,9 @@ Small inputs travel inline, base64 in the state document: the state machine's da
 key, and Step Functions caps a state at 256 KiB. The threshold leaves half of that for the rest of the document and
 for an error's cause (up to 32 KiB) that a Catch adds beside it. Larger inputs are one S3 object under the hand-over
 prefix (never the upload prefix, so it cannot start the pipeline), encrypted with the data key by the bucket's
-default, expiring after a day, and deleted by InvokeModel once the endpoint has answered. ``make bench`` measures
-what each contract's input weighs and so which way it travels.
+default, expired by the lifecycle within two days (a day current, a day noncurrent), and deleted by InvokeModel
+once the endpoint has answered. ``make bench`` measures what each contract's input weighs and so which way it
+travels.
 """
 
 from base64 import b64decode, b64encode

@@ -48,6 +48,7 @@ def test_check_passes_on_a_healthy_local_stack(healthy_stack):
     answer = line_of(result.stdout, "answer")
     assert f"invoking endpoint {healthy_stack['endpoint_name']} once with a generated image ... ok" in answer
     assert "ok" in line_of(result.stdout, "dead letters")
+    assert "ok" in line_of(result.stdout, "execution data")
     assert "skipped (local)" in line_of(result.stdout, "stack")
 
 

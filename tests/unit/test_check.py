@@ -387,6 +387,32 @@ def test_a_dead_letter_queue_that_is_gone_fails(aws):
     assert check.check_dead_letters(sqs, None).outcome is Outcome.FAIL
 
 
+# ------------------------------------------------------------------------------------------------ execution data
+
+def test_a_state_machine_encrypted_with_the_data_key_and_readable_is_ok(stack):
+    # Given the local stack's state machine, created as the template says (moto decrypts for anyone)
+    line = check.check_execution_data(client("stepfunctions"), stack.state_machine_arn)
+    assert line.outcome is Outcome.OK and "data key" in line.found
+
+
+def test_credentials_that_cannot_decrypt_the_executions_are_pointed_to_the_reader_policy():
+    # Given Step Functions refusing, as for a caller without kms:Decrypt on the state machine's key
+    sfn = stubbed("stepfunctions", "describe_state_machine", error=("KmsAccessDeniedException", 400))
+    line = check.check_execution_data(sfn, f"arn:aws:states:us-east-1:123456789012:stateMachine:{ENDPOINT}")
+    # Then it is a warning (uploads are processed all the same) naming the policy that grants it
+    assert line.outcome is Outcome.WARN and "KmsAccessDeniedException" in line.found
+    assert "ExecutionReaderPolicyArn" in line.advice
+
+
+def test_a_state_machine_still_on_an_aws_owned_key_is_a_warning_to_deploy(stack):
+    # Given a state machine as the stacks before the four stages made it: no customer-managed key
+    sfn = client("stepfunctions")
+    arn = sfn.create_state_machine(name="older", definition='{"StartAt": "A", "States": {"A": {"Type": "Succeed"}}}',
+                                   roleArn="arn:aws:iam::123456789012:role/r")["stateMachineArn"]
+    line = check.check_execution_data(sfn, arn)
+    assert line.outcome is Outcome.WARN and "AWS_OWNED_KEY" in line.found and "sam deploy" in line.advice
+
+
 # ------------------------------------------------------------------------------------------------ concurrency
 
 def _account(limit: int, unreserved: int):
@@ -659,9 +685,10 @@ def test_a_deployed_stack_is_checked_line_by_line_in_order(aws, model_server, mo
     lines = _checked_with_quota(10.0)
 
     # Then every line is there, in order, the model really answered, and the dead letter fails the run
-    assert list(lines) == ["stack", "endpoint", "answer", "dead letters", "lambda concurrency", "serverless quota",
-                           "alarms", "billing"]
+    assert list(lines) == ["stack", "endpoint", "answer", "dead letters", "execution data", "lambda concurrency",
+                           "serverless quota", "alarms", "billing"]
     assert lines["stack"].outcome is lines["endpoint"].outcome is lines["answer"].outcome is Outcome.OK
+    assert lines["execution data"].outcome is Outcome.WARN  # this stack (moto) names no state machine
     assert lines["dead letters"].outcome is Outcome.FAIL and lines["alarms"].outcome is Outcome.WARN
     assert lines["serverless quota"].outcome is Outcome.OK
     assert "quota 10; this endpoint 5; all serverless endpoints 5" in lines["serverless quota"].found
