@@ -4,8 +4,9 @@ Small inputs travel inline, base64 in the state document: the state machine's da
 key, and Step Functions caps a state at 256 KiB. The threshold leaves half of that for the rest of the document and
 for an error's cause (up to 32 KiB) that a Catch adds beside it. Larger inputs are one S3 object under the hand-over
 prefix (never the upload prefix, so it cannot start the pipeline), encrypted with the data key by the bucket's
-default, expired by the lifecycle within two days (a day current, a day noncurrent), and deleted by InvokeModel
-once the endpoint has answered. ``make bench`` measures what each contract's input weighs and so which way it
+default, and deleted by InvokeModel once the endpoint has answered; one that a run leaves behind is expired by the
+lifecycle rule (a day as the current version, a day as a noncurrent one, each rounded by S3 to the next midnight UTC:
+a few days at most). ``make bench`` measures what each contract's input weighs and so which way it
 travels.
 """
 
@@ -19,7 +20,8 @@ from lesionflow.state import ModelInput
 from lesionflow.uploads import Upload
 
 INLINE_MAX_BYTES = 96 * 1024  # base64 makes it 128 KiB: half of a state's 256 KiB
-_GONE = {"NoSuchKey", "NoSuchVersion", "404"}
+# InvokeModel may not list the bucket (that would show it the upload keys), so S3 answers 403 for a missing input
+_UNREADABLE = {"NoSuchKey", "NoSuchVersion", "404", "AccessDenied", "403"}
 
 
 def hand_over(s3, upload: Upload, body: bytes, prefix: str, preprocessing_version: str) -> ModelInput:
@@ -41,17 +43,26 @@ def take(s3, bucket: str, model_input: ModelInput) -> bytes:
         try:
             body = s3.get_object(Bucket=bucket, Key=model_input.key, **pin)["Body"].read()
         except ClientError as error:
-            if error.response["Error"]["Code"] in _GONE:
-                raise ModelInputMissing("the preprocessed model input is gone (expired or already used)") from error
+            if error.response["Error"]["Code"] in _UNREADABLE:
+                raise ModelInputMissing("the preprocessed model input cannot be read: expired, already used, or not "
+                                        "readable by InvokeModel") from error
             raise
     if sha256(body).hexdigest() != model_input.sha256:
         raise ModelInputMissing("the preprocessed model input does not match what Preprocess made")
     return body
 
 
-def discard(s3, bucket: str, model_input: ModelInput) -> None:
-    """Delete a stored model input for good (its version, not behind a delete marker); nothing to do inline."""
+def discard(s3, bucket: str, model_input: ModelInput) -> str | None:
+    """Delete a stored model input for good (its version, not behind a delete marker); nothing to do inline.
+
+    Best effort: the endpoint has answered by now, and a failed delete must not turn that answer into a FAILED
+    record (the lifecycle rule removes the object). Returns the error code of a delete that failed, else None.
+    """
     if model_input.key is None:
-        return
+        return None
     pin = {"VersionId": model_input.version_id} if model_input.version_id else {}
-    s3.delete_object(Bucket=bucket, Key=model_input.key, **pin)
+    try:
+        s3.delete_object(Bucket=bucket, Key=model_input.key, **pin)
+    except ClientError as error:
+        return error.response["Error"]["Code"]
+    return None

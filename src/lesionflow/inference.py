@@ -16,6 +16,7 @@ from lesionflow.errors import (
     ModelResponseInvalid,
 )
 from lesionflow.handover import discard, take
+from lesionflow.observability import count, logger
 from lesionflow.state import PipelineState
 
 DECISION_SUPPORT_NOTE = "Decision support, not a diagnosis: a clinician must confirm any finding."
@@ -98,14 +99,16 @@ def invoke_model(state: PipelineState, s3, sagemaker, endpoint_name: str, contra
                  review_threshold: float) -> PipelineState:
     """Return the state concluded with a SUCCEEDED record: top label, its confidence and every label's score;
     ``needs_review`` when the top score is under the threshold (or the model gives no probabilities), so that a
-    person looks at it. A stored model input is deleted once the endpoint has answered; until then it stays for the
-    state machine's retries."""
+    person looks at it. A stored model input is deleted once the endpoint has answered (best effort); until then it
+    stays for the state machine's retries."""
     if state.model_input is None:
         raise ValueError("invoke_model needs the model input Preprocess handed over")
     made = state.model_input
     body = take(s3, state.upload.bucket, made)
     answer = invoke_endpoint(sagemaker, endpoint_name, contract, body)
-    discard(s3, state.upload.bucket, made)
+    if (refused := discard(s3, state.upload.bucket, made)) is not None:
+        count("ModelInputsLeftForLifecycle")
+        logger.warning("stored model input not deleted; the lifecycle rule expires it", extra={"error": refused})
     scores = contract.read_scores(answer.body)
     label = max(scores, key=scores.__getitem__)
     needs_review = scores[label] < review_threshold or not contract.response.gives_confidence

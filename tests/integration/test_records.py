@@ -25,6 +25,8 @@ def plain(item: dict) -> dict:
 def the_one_record(stack, execution_input: dict) -> PredictionRecord:
     """The single record of the key, validated in both places it is written, which must agree."""
     [item] = records_of(stack, KEY)
+    known = set(PredictionRecord.model_fields) | set(PredictionRecord.model_computed_fields)
+    assert set(item) <= known, set(item) - known  # nothing the model does not name (no leaked model input)
     in_dynamodb = PredictionRecord.model_validate(plain(item))
     in_s3 = PredictionRecord.model_validate(prediction_json(stack, execution_input))
     assert in_s3 == in_dynamodb

@@ -153,6 +153,11 @@ def service(name: str, source_arn: str, source_account: str = ACCOUNT, action: s
                    {"aws:SourceArn": source_arn, "aws:SourceAccount": source_account} | context)
 
 
+def log_delivery(action: str, context_arn: str, context_key: str = "kms:EncryptionContext:SourceArn") -> Request:
+    """CloudWatch Logs' delivery service using the key, for a data key made with this encryption context."""
+    return Request(action, KEY_ARN, {"Service": "delivery.logs.amazonaws.com"}, {context_key: context_arn})
+
+
 def grant(for_aws_resource: str) -> Request:
     return Request("kms:CreateGrant", KEY_ARN, ROLE, {"kms:GrantIsForAWSResource": for_aws_resource,
                                                       "aws:PrincipalIsAWSService": "false"})
@@ -184,13 +189,15 @@ KEY_REQUESTS = {
          Decision.IMPLICIT_DENY),
     # Step Functions' guide: its log delivery decrypts with the key of an encrypted state machine that logs
     "CloudWatch Logs' delivery for this account's state machine logs":
-        (service("delivery.logs.amazonaws.com", f"arn:aws:logs:{REGION}:{ACCOUNT}:delivery-source:sm", action="kms:Decrypt"),
-         Decision.ALLOW),
-    "CloudWatch Logs' delivery for another account":
-        (service("delivery.logs.amazonaws.com", f"arn:aws:logs:{REGION}:{OTHER_ACCOUNT}:delivery-source:sm",
-                 OTHER_ACCOUNT, action="kms:Decrypt"), Decision.IMPLICIT_DENY),
-    "CloudWatch Logs' delivery encrypting": (service("delivery.logs.amazonaws.com", f"arn:aws:logs:{REGION}:{ACCOUNT}:x"),
-                                             Decision.IMPLICIT_DENY),
+        (log_delivery("kms:Decrypt", f"arn:aws:logs:{REGION}:{ACCOUNT}:delivery-source:sm"), Decision.ALLOW),
+    "CloudWatch Logs' delivery for another account's logs":
+        (log_delivery("kms:Decrypt", f"arn:aws:logs:{REGION}:{OTHER_ACCOUNT}:delivery-source:sm"),
+         Decision.IMPLICIT_DENY),
+    "CloudWatch Logs' delivery for a data key not made for logs":
+        (log_delivery("kms:Decrypt", MACHINE_ARN, context_key="kms:EncryptionContext:aws:states:stateMachineArn"),
+         Decision.IMPLICIT_DENY),
+    "CloudWatch Logs' delivery encrypting":
+        (log_delivery("kms:GenerateDataKey", f"arn:aws:logs:{REGION}:{ACCOUNT}:x"), Decision.IMPLICIT_DENY),
     "a role of this account (its IAM policy then decides)": (Request("kms:Decrypt", KEY_ARN, ROLE), Decision.ALLOW),
     "a role of another account": (Request("kms:Decrypt", KEY_ARN, OTHER_ROLE), Decision.IMPLICIT_DENY),
     "a grant DynamoDB creates for the table": (grant("true"), Decision.ALLOW),
@@ -238,6 +245,13 @@ ROLE_REQUESTS = {
                                  Decision.ALLOW),
     "Validate reads a prediction": ("ValidateFunction", by_role("s3:GetObject", f"{BUCKET_ARN}/predictions/a.json"),
                                     Decision.IMPLICIT_DENY),
+    "the dispatcher starts an execution of the encrypted state machine":
+        ("DispatchFunction", by_role("kms:GenerateDataKey", KEY_ARN,
+                                     **{"kms:EncryptionContext:aws:states:stateMachineArn": MACHINE_ARN}), Decision.ALLOW),
+    "the dispatcher makes a data key for anything else":
+        ("DispatchFunction", by_role("kms:GenerateDataKey", KEY_ARN,
+                                     **{"kms:EncryptionContext:aws:s3:arn": f"{BUCKET_ARN}/uploads/a.jpg"}),
+         Decision.IMPLICIT_DENY),
     "Preprocess asks S3 whether a missing upload exists":
         ("PreprocessFunction", by_role("s3:ListBucket", BUCKET_ARN), Decision.ALLOW),
     "Preprocess reads a version of an upload":
@@ -254,6 +268,8 @@ ROLE_REQUESTS = {
         ("InvokeModelFunction", by_role("s3:DeleteObjectVersion", f"{BUCKET_ARN}/model-inputs/a"), Decision.ALLOW),
     "InvokeModel reads an upload": ("InvokeModelFunction", by_role("s3:GetObject", f"{BUCKET_ARN}/uploads/a.jpg"),
                                     Decision.IMPLICIT_DENY),
+    "InvokeModel lists the upload keys":
+        ("InvokeModelFunction", by_role("s3:ListBucket", BUCKET_ARN, **{"s3:prefix": "uploads/"}), Decision.IMPLICIT_DENY),
     "InvokeModel deletes an upload":
         ("InvokeModelFunction", by_role("s3:DeleteObjectVersion", f"{BUCKET_ARN}/uploads/a.jpg"), Decision.IMPLICIT_DENY),
     "InvokeModel calls the configured endpoint":
@@ -306,7 +322,9 @@ def test_each_role_may_do_exactly_what_its_step_needs(resource, request_, outcom
 EXECUTION_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{MACHINE}:{'a' * 64}"
 READER_REQUESTS = {
     "watch reads an execution's history": (by_role("states:GetExecutionHistory", EXECUTION_ARN), Decision.ALLOW),
-    "redrive starts a new execution": (by_role("states:StartExecution", MACHINE_ARN), Decision.ALLOW),
+    "redrive reads a FAILED run's input": (by_role("states:DescribeExecution", EXECUTION_ARN), Decision.ALLOW),
+    # starting one is an operator's right: its holder could start the pipeline with any input
+    "starting an execution": (by_role("states:StartExecution", MACHINE_ARN), Decision.IMPLICIT_DENY),
     "check describes the state machine": (by_role("states:DescribeStateMachine", MACHINE_ARN), Decision.ALLOW),
     "Step Functions decrypts the execution data for the reader":
         (by_role("kms:Decrypt", KEY_ARN, **{"kms:EncryptionContext:aws:states:stateMachineArn": MACHINE_ARN}),

@@ -72,7 +72,8 @@ def kms_actions(resource: str) -> set[str]:
 
 
 @pytest.mark.parametrize(("resource", "needed"), [
-    ("DispatchFunction", {"kms:Decrypt"}),  # receives from the encrypted queue
+    # receives from the encrypted queue; starts executions of the encrypted state machine
+    ("DispatchFunction", {"kms:Decrypt", "kms:GenerateDataKey"}),
     ("ValidateFunction", {"kms:Decrypt"}),  # reads uploads
     ("PreprocessFunction", {"kms:Decrypt", "kms:GenerateDataKey"}),  # reads uploads, stores large model inputs
     ("InvokeModelFunction", {"kms:Decrypt"}),  # reads stored model inputs

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from lesionflow import clients, errors
 from lesionflow.handover import INLINE_MAX_BYTES, hand_over
@@ -208,6 +209,49 @@ def test_invoke_model_retries_without_decoding_again(stack, endpoint, validated_
     # Then the retry classified the same input, from the hand-over alone
     first, second = (body for _, _, body in endpoint.requests)
     assert first == second and result["result"]["record"]["label"] == "mel"
+
+
+def test_a_stored_input_that_cannot_be_deleted_leaves_the_answer_standing(stack, endpoint, validated_state, monkeypatch):
+    # Given a stored model input, and S3 refusing its deletion once the endpoint has answered
+    use_contract(stack, monkeypatch, "tensor-npy")
+    handed = stack.functions["PreprocessFunction"].invoke(validated_state)
+    endpoint.then(200, json.dumps([0, 0, 0, 0, 3, 0, 0]).encode())
+
+    def refuse(**request):
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "DeleteObject")
+
+    monkeypatch.setattr(clients.s3(), "delete_object", refuse)
+
+    # When InvokeModel runs, Then the inference already paid for is recorded, and the lifecycle rule is left to
+    # remove the input
+    result = stack.functions["InvokeModelFunction"].invoke(handed)
+    assert result["result"]["record"]["status"] == "SUCCEEDED"
+    assert len(handover_objects(stack)) == 1
+
+
+def test_a_retry_after_the_input_was_used_fails_as_unreadable_instead_of_classifying_something_else(
+        stack, endpoint, validated_state, monkeypatch):
+    # Given a stored input InvokeModel already used (its answer lost to the state machine, which retries)
+    use_contract(stack, monkeypatch, "tensor-npy")
+    handed = stack.functions["PreprocessFunction"].invoke(validated_state)
+    endpoint.then(200, json.dumps([0, 0, 0, 0, 3, 0, 0]).encode())
+    stack.functions["InvokeModelFunction"].invoke(handed)
+
+    # Then the retry fails with the reason, and the endpoint is not called again (the FAILED record can be redriven)
+    with pytest.raises(errors.ModelInputMissing, match="cannot be read"):
+        stack.functions["InvokeModelFunction"].invoke(handed)
+    assert len(endpoint.requests) == 1
+
+
+def test_the_largest_inline_input_leaves_room_in_the_state_for_a_failures_cause(stack, validated_state):
+    # Given a document with the largest inline input, as a Catch would extend it with an error's longest cause
+    upload = Upload.model_validate(validated_state["upload"])
+    largest = hand_over(None, upload, b"\xff" * INLINE_MAX_BYTES, "model-inputs/", "1").model_dump(exclude_none=True)
+    failed = validated_state | {"model_input": largest, "failure": {"Error": "E" * 256, "Cause": "c" * 32768},
+                                "explained": {"reason": "r" * 300}}
+    # Then it stays under Step Functions' 256 KiB per state, measured as UTF-8, with a margin for the Lambda result
+    # wrapper (States.DataLimitExceeded could not be caught and would leave no record)
+    assert len(json.dumps(failed).encode()) + 4096 < 256 * 1024
 
 
 def test_the_inline_threshold_is_inclusive_and_one_byte_more_is_stored(stack):

@@ -95,8 +95,7 @@ def test_replaced_versions_expire_and_leave_no_delete_markers_behind():
     assert any(rule.get("ExpiredObjectDeleteMarker") for rule in rules)
 
 
-@pytest.mark.parametrize(("function", "readable"), [("ValidateFunction", "Uploads"), ("PreprocessFunction", "Uploads"),
-                                                   ("InvokeModelFunction", "Handover")])
+@pytest.mark.parametrize(("function", "readable"), [("ValidateFunction", "Uploads"), ("PreprocessFunction", "Uploads")])
 def test_functions_that_read_objects_may_list_the_bucket_so_a_missing_object_is_a_404(function, readable):
     # Without s3:ListBucket, S3 answers 403 for a missing key and "deleted before processing" would become FAILED.
     # S3's check for it carries no s3:prefix, so a grant conditioned on the prefix would not count: none is set.
@@ -104,12 +103,21 @@ def test_functions_that_read_objects_may_list_the_bucket_so_a_missing_object_is_
     [listing] = [s for s in statements if s["Action"] == "s3:ListBucket"]
     assert listing["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ImageBucket}"}
     assert "Condition" not in listing
-    # and may read exactly the version it was given under that prefix, nothing more (but delete a used model input)
+    # and may read exactly the version it was given under that prefix, nothing more
     [reading] = [s for s in statements if "s3:GetObject" in s["Action"]]
-    assert reading["Action"][:2] == ["s3:GetObject", "s3:GetObjectVersion"]
-    assert set(reading["Action"][2:]) <= {"s3:DeleteObject", "s3:DeleteObjectVersion"}
+    assert reading["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
     assert reading["Resource"] == {"Fn::Sub": ["arn:${AWS::Partition}:s3:::${ImageBucket}/${Prefix}*",
                                                {"Prefix": prefix(readable)}]}
+
+
+def test_invoke_model_reads_and_deletes_model_inputs_only_and_may_not_list_the_upload_keys():
+    statements = RESOURCES["InvokeModelFunction"]["Properties"]["Policies"][0]["Statement"]
+    s3 = [statement for statement in statements if "s3:" in str(statement["Action"])]
+    assert [statement["Action"] for statement in s3] == [["s3:GetObject", "s3:GetObjectVersion",
+                                                          "s3:DeleteObjectVersion"]]
+    [reading] = s3
+    assert reading["Resource"] == {"Fn::Sub": ["arn:${AWS::Partition}:s3:::${ImageBucket}/${Prefix}*",
+                                               {"Prefix": prefix("Handover")}]}
 
 
 def test_failed_messages_go_to_a_dead_letter_queue_after_five_receives_and_stay_fourteen_days():
