@@ -16,8 +16,10 @@ from benchmarks.preprocess import B, HAM
 
 
 def measure(quick: bool, images: list[str] | None = None, memory: bool = True, cold_cases: list[str] | None = None,
-            sizes: tuple[int, ...] | None = None) -> dict:
-    """Run every part (or the named subsets of each: the quick test uses them) and price the largest run."""
+            sizes: tuple[int, ...] | None = None, s3_uploads: int | None = None) -> dict:
+    """Run every part (or the named subsets of each: the quick test uses them) and price the largest run; then
+    ``s3_uploads`` (default 10 quick, 100 full) with ``end_to_end.S3_CONTRACT``, whose model input goes through S3,
+    to price the hand-over's other path."""
     started = time.monotonic()
     results = {"quick": quick, "machine": machine()}
     print("preprocessing ...", flush=True)
@@ -26,8 +28,12 @@ def measure(quick: bool, images: list[str] | None = None, memory: bool = True, c
     results["cold_start"] = cold_start.run(quick, only=cold_cases)
     print("end to end on the local stack ...", flush=True)
     results["end_to_end"] = end_to_end.run(quick, sizes=sizes)
+    s3_uploads = s3_uploads if s3_uploads is not None else (10 if quick else 100)
+    results["end_to_end_s3"] = end_to_end.run(quick, sizes=(s3_uploads,), contract=end_to_end.S3_CONTRACT)[-1] \
+        if s3_uploads else None
     baseline_b_ms = results["preprocess"]["images"][HAM]["methods"][B]["time"].median * 1000
-    results["cost"] = cost.run(results["end_to_end"][-1], baseline_b_ms, cost.load_prices())
+    results["cost"] = cost.run(results["end_to_end"][-1], baseline_b_ms, cost.load_prices(),
+                               s3_run=results["end_to_end_s3"])
     results["seconds"] = time.monotonic() - started
     return results
 

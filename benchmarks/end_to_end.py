@@ -8,9 +8,15 @@ logs and EMF metrics) in a log file, and observes it only from outside the produ
 - requests: the server's WSGI application is wrapped, so each request it serves is counted by service and operation,
   and by caller (this benchmark's own clients carry a user-agent mark and are counted apart from the pipeline's);
 - Lambda invocations and durations: each handler the local Lambda API loads is wrapped in a timer;
-- per-stage latency: the handlers' own EMF metrics (``ValidateLatency``, ``InferLatency``);
+- per-stage latency: the handlers' own EMF metrics (``ValidateLatency``, ``PreprocessLatency``,
+  ``InvokeModelLatency``);
 - end to end: each record's ``created_at`` minus its ``uploaded_at`` (S3's event time);
 - state transitions: ``GetExecutionHistory`` of the executions, counting states entered, as Standard bills them.
+
+S3 requests are counted by key prefix too (uploads, predictions, the model-input hand-over), so that the cost model
+can tell the hand-over's requests from the rest. The default run uses the template's default model contract, whose
+input travels inline in the state; ``--contract`` runs another (``make bench`` runs ``S3_CONTRACT`` as well, whose
+input is too large for the state and is handed over through S3).
 
 One upload goes through first and is not counted, so every function is loaded and warm when counting starts (cold
 starts are ``cold_start``'s subject). Then uploads are put 4 at a time, never more than ``WINDOW`` of them without a
@@ -40,15 +46,16 @@ from lesionflow.records import Status
 
 BENCH_AGENT = "lesionflow-bench"
 PREFIX = "bench/"
-STAGES = ("Validate", "Infer")
+STAGES = ("Validate", "Preprocess", "InvokeModel")
+S3_CONTRACT = "tensor-npy"  # a contract whose input exceeds the inline limit: the hand-over's S3 path, measured
 WINDOW = 40  # uploads in flight at most: enough to keep the stack busy, few enough not to thrash it
 HISTORY_SAMPLE = 200  # executions whose history is read (every one takes the same path in a fault-free run)
 LOG_DIR = ROOT / ".lesionflow" / "bench"
 
 
 class RequestCounter:
-    """WSGI middleware counting every request the local stack serves, as (caller, service, operation), and timing
-    the SageMaker runtime's answers (the endpoint call a single-Lambda design would make too)."""
+    """WSGI middleware counting every request the local stack serves, as (caller, service, operation, key prefix),
+    and timing the SageMaker runtime's answers (the endpoint call a single-Lambda design would make too)."""
 
     def __init__(self):
         self.app = None
@@ -66,6 +73,7 @@ class RequestCounter:
         if not self.active:
             return self.app(environ, start_response)
         caller, service, operation = classify(environ)
+        prefix = key_prefix(environ) if service == "s3" else ""
         started = time.perf_counter()
         result = self.app(environ, start_response)
         if service == "sagemaker":
@@ -75,7 +83,7 @@ class RequestCounter:
             with self._lock:
                 self.endpoint_seconds.append(time.perf_counter() - started)
         with self._lock:
-            self.counts[(caller, service, operation)] += 1
+            self.counts[(caller, service, operation, prefix)] += 1
         return result
 
 
@@ -105,6 +113,12 @@ def classify(environ) -> tuple[str, str, str]:
     return caller, service, method
 
 
+def key_prefix(environ) -> str:
+    """The first folder of an S3 request's key (path-style: ``/bucket/folder/...``), with its slash; "" for none."""
+    parts = environ.get("PATH_INFO", "").lstrip("/").split("/", 2)
+    return f"{parts[1]}/" if len(parts) == 3 else ""
+
+
 class HandlerTimer:
     """Every Lambda invocation's duration, by function (LocalStackServer's ``on_invoke``)."""
 
@@ -117,22 +131,25 @@ class HandlerTimer:
             self.seconds[function].append(seconds)
 
 
-def run_once(uploads: int, timeout: float = 900) -> dict:
-    """Start a local stack, push ``uploads`` HAM-size JPEGs through it, and return what was measured."""
+def run_once(uploads: int, timeout: float = 900, contract: str | None = None) -> dict:
+    """Start a local stack (with the template's ``ModelContract``, or ``contract``), push ``uploads`` HAM-size JPEGs
+    through it, and return what was measured."""
     from lesionflow_local.server import LocalStackServer
 
     timer, counter = HandlerTimer(), RequestCounter()
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    log_path = LOG_DIR / f"end-to-end-{uploads}.log"
+    log_path = LOG_DIR / f"end-to-end-{uploads}{'-' + contract if contract else ''}.log"
     bodies = upload_bodies()
+    parameters = {"ModelContract": contract} if contract else {}
     with log_path.open("w") as log, redirect_stdout(log):
-        with LocalStackServer(middleware=counter.wrap, on_invoke=timer) as server:
+        with LocalStackServer(middleware=counter.wrap, on_invoke=timer, parameters=parameters) as server:
             details = server.details()
             aws = _clients(server.endpoint_url)
             with ThreadPoolExecutor(1) as pool:
                 _put(aws, details, "warmup/", range(1), bodies, pool)
             _wait(aws, details, 1, "warmup/", "2000", timeout=120)
             memory = {name: function.memory_mb for name, function in server.stack.functions.items()}
+            used_contract = details["model_contract"]
             sys.stdout.flush()
             log_start = log_path.stat().st_size
             since = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
@@ -147,12 +164,13 @@ def run_once(uploads: int, timeout: float = 900) -> dict:
     stages = _stage_latencies(log_path, log_start)
     projections = _gsi_projections()
     return {
-        "uploads": uploads, "records": len(records), "statuses": dict(Counter(r["status"] for r in records)),
+        "uploads": uploads, "contract": used_contract, "records": len(records),
+        "statuses": dict(Counter(r["status"] for r in records)),
         "wall_seconds": drained - started, **_latencies(records),
         "stage_ms": stages, "handler_ms": _ms(timer.seconds),
         "endpoint_ms": [round(value * 1000, 2) for value in counter.endpoint_seconds],
-        "requests": [{"caller": c, "service": s, "operation": o, "count": n}
-                     for (c, s, o), n in sorted(counter.counts.items())],
+        "requests": [{"caller": c, "service": s, "operation": o, "prefix": p, "count": n}
+                     for (c, s, o, p), n in sorted(counter.counts.items())],
         "executions": executions, "memory_mb": memory, "log_bytes": log_bytes,
         "items": [_write_sizes(record, projections) for record in records],
         "log": str(log_path.relative_to(ROOT)),
@@ -246,17 +264,20 @@ def _executions(aws, details: dict, since: float) -> dict:
         if execution["startDate"].timestamp() >= since]
     step = max(1, math.ceil(len(listed) / HISTORY_SAMPLE))
     sample = listed[::step]
-    entered, retries, kinds = [], [], Counter()
+    entered, retries, kinds, names = [], [], Counter(), Counter()
     for execution in sample:
         events = aws["sfn"].get_execution_history(executionArn=execution["executionArn"], maxResults=1000)["events"]
         states = [event["type"] for event in events if event["type"].endswith("StateEntered")]
         kinds.update(states)
+        names.update(event["stateEnteredEventDetails"]["name"] for event in events
+                     if event["type"].endswith("StateEntered") and "stateEnteredEventDetails" in event)
         scheduled = sum(event["type"] in ("TaskScheduled", "LambdaFunctionScheduled") for event in events)
         entered.append(len(states))
         retries.append(max(0, scheduled - sum(state == "TaskStateEntered" for state in states)))
     durations = [(e["stopDate"] - e["startDate"]).total_seconds() * 1000 for e in listed if e.get("stopDate")]
     return {"count": len(listed), "sampled": len(sample), "states_entered": entered, "retries": retries,
             "state_kinds": {kind: count / max(1, len(sample)) for kind, count in kinds.items()},
+            "state_names": {name: count / max(1, len(sample)) for name, count in names.items()},
             "statuses": dict(Counter(e["status"] for e in listed)), "duration_ms": durations}
 
 
@@ -342,7 +363,8 @@ def summarise(result: dict) -> dict:
     def p(values):
         return {"p50": percentile(values, 0.5), "p95": percentile(values, 0.95), "n": len(values)} if values else None
     return {
-        "uploads": result["uploads"], "records": result["records"], "statuses": result["statuses"],
+        "uploads": result["uploads"], "contract": result.get("contract"), "records": result["records"],
+        "statuses": result["statuses"],
         "wall_seconds": result["wall_seconds"], "span_seconds": result["span_seconds"],
         "images_per_second": result["images_per_second"], "end_to_end_ms": p(result["end_to_end_ms"]),
         "stage_ms": {stage: p(values) for stage, values in result["stage_ms"].items()},
@@ -352,17 +374,18 @@ def summarise(result: dict) -> dict:
     }
 
 
-def run(quick: bool = False, sizes: tuple[int, ...] | None = None) -> list[dict]:
-    """One fresh process per size; each writes its measurements as JSON."""
+def run(quick: bool = False, sizes: tuple[int, ...] | None = None, contract: str | None = None) -> list[dict]:
+    """One fresh process per size (with the template's model contract, or ``contract``); each writes its
+    measurements as JSON."""
     import subprocess
     sizes = sizes or ((10, 30) if quick else (100, 300, 1000))
     results = []
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     for uploads in sizes:
-        print(f"  {uploads} uploads ...", flush=True)
-        out = LOG_DIR / f"end-to-end-{uploads}.json"
-        subprocess.run([sys.executable, "-m", "benchmarks.end_to_end", "--uploads", str(uploads), "--out", str(out)],
-                       check=True, cwd=ROOT)
+        print(f"  {uploads} uploads{f' ({contract})' if contract else ''} ...", flush=True)
+        out = LOG_DIR / f"end-to-end-{uploads}{'-' + contract if contract else ''}.json"
+        subprocess.run([sys.executable, "-m", "benchmarks.end_to_end", "--uploads", str(uploads), "--out", str(out)]
+                       + (["--contract", contract] if contract else []), check=True, cwd=ROOT)
         results.append(json.loads(out.read_text()))
     return results
 
@@ -370,9 +393,10 @@ def run(quick: bool = False, sizes: tuple[int, ...] | None = None) -> list[dict]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--uploads", type=int, default=100)
+    parser.add_argument("--contract", default=None, help="a ModelContract other than the template's default")
     parser.add_argument("--out", type=Path, required=True)
     arguments = parser.parse_args()
-    result = run_once(arguments.uploads)
+    result = run_once(arguments.uploads, contract=arguments.contract)
     arguments.out.write_text(json.dumps(result, default=str))
 
 

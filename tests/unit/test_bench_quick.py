@@ -1,8 +1,8 @@
 """The benchmarks' quick mode, its cheapest parts: they still run end to end and still write well-formed tables.
 
 Nothing about speed is asserted (the machine is shared and noisy; the figures are `make bench`'s business). This runs
-the HAM-size preprocessing cases, two cold-start cases and 5 uploads through a local stack (about 15 s);
-`make bench-quick` runs all of it.
+the HAM-size preprocessing cases, two cold-start cases, 5 uploads through a local stack and 3 more with a contract
+whose model input is handed over through S3 (about 40 s); `make bench-quick` runs all of it.
 """
 
 import re
@@ -11,15 +11,18 @@ import pytest
 
 from benchmarks import report
 from benchmarks.__main__ import measure, write
+from benchmarks.cost import workflow_functions
+from benchmarks.end_to_end import STAGES
 from benchmarks.preprocess import HAM
+from lesionflow_local.template import load
 
 SECTIONS = ("## Targets", "## 1. Preprocessing", "## 2. Cold start", "## 3. End to end", "## 4. Cost per million")
 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    results = measure(quick=True, images=[HAM], cold_cases=["infer", "infer (naive)", "interpreter only"],
-                      sizes=(5,))
+    results = measure(quick=True, images=[HAM], cold_cases=["invoke_model", "invoke_model (naive)", "interpreter only"],
+                      sizes=(5,), s3_uploads=3)
     doc = tmp_path_factory.mktemp("bench") / "benchmarks.md"
     return results, write(results, doc)
 
@@ -70,6 +73,54 @@ def test_the_local_run_hears_every_function_and_counts_the_pipelines_requests(qu
     # The local stack's on_invoke and middleware hooks are what the cost model's counts come from
     results, _ = quick
     run = results["end_to_end"][-1]
-    assert {"DispatchFunction", "ValidateFunction", "InferFunction"} <= set(run["handler_ms"])
+    stages = {"DispatchFunction"} | set(workflow_functions()) - {"RecordFailureFunction"}
+    assert stages <= set(run["handler_ms"])
     counted = {(r["caller"], r["service"], r["operation"]) for r in run["requests"]}
     assert {("pipeline", "sagemaker", "InvokeEndpoint"), ("pipeline", "s3", "GetObject")} <= counted
+
+
+def test_every_stage_reports_its_latency(quick):
+    # Given the quick run's default contract
+    results, _ = quick
+    # When the handlers' EMF latencies are read from its log
+    stage_ms = results["end_to_end"][-1]["stage_ms"]
+    # Then every stage of the state machine has one per upload
+    assert all(len(stage_ms[stage]) == results["end_to_end"][-1]["records"] for stage in STAGES)
+
+
+def test_memory_sizes_are_the_templates(quick):
+    # Given the template's MemorySize of each function (a parameter's default where it is a Ref)
+    template = load()
+    parameters = template["Parameters"]
+
+    def memory(name):
+        size = template["Resources"][name]["Properties"].get("MemorySize",
+                                                             template["Globals"]["Function"]["MemorySize"])
+        return int(parameters[size["Ref"]]["Default"]) if isinstance(size, dict) else int(size)
+    # When the cost model prices the run
+    results, _ = quick
+    priced = results["cost"]["counts"]["memory_mb"]
+    # Then it priced each function at that size
+    assert priced == {name: memory(name) for name in priced}
+
+
+def test_the_default_contract_hands_over_inline_and_the_other_through_s3(quick):
+    # Given the default contract's run and the run with a contract whose input is larger than the inline limit
+    results, _ = quick
+    inline, s3 = results["cost"]["counts"]["handover"], results["cost"]["s3_path"]["counts"]["handover"]
+    # Then the first made no S3 request under the hand-over prefix
+    assert inline == {"get": 0, "put": 0, "delete": 0}
+    # And the second one PUT, one GET and one DELETE per image
+    assert s3 == {"get": 1, "put": 1, "delete": 1}
+
+
+def test_the_split_is_priced_at_both_latencies(quick):
+    # Given the quick run's cost model
+    results, text = quick
+    latencies = results["cost"]["latencies"]
+    # Then the split, its retries and the memory choices are priced at the measured and the assumed latency
+    assert set(latencies) == {"measured", "assumed"}
+    for priced in latencies.values():
+        assert priced["split"] and priced["retries"] and priced["memory"]
+    # And the document says the assumed latency is an assumption
+    assert "### What the four stages cost and save" in text and "**assumed**" in text
