@@ -7,6 +7,18 @@ Three designs, priced from the same measurements:
 - the source systems' single Lambda (system B): one S3-triggered function, 1 GET, 1 InvokeEndpoint, 1 PUT; its
   duration is baseline B's preprocessing (measured in ``preprocess``) plus the endpoint call measured here.
 
+Lambda time (GB-seconds, Express's modelled duration, the endpoint call) comes in two versions from the same run:
+- alone (the headline): each function's median duration per invocation in the run's timing run, where images went
+  through one at a time, so that no handler shared the process's interpreter with another image's work, as on
+  Lambda, where every invocation has its own CPU, and as the reference's preprocessing is timed; times its
+  invocations per image in the counted run. The dispatcher is the exception: its invocations carry up to 10
+  messages in the counted run and 1 in the timing run, so it is priced, conservatively, at its timing-run time per
+  invocation for every message (1 per image), as if it never batched. The reference's endpoint call is the timing
+  run's median too.
+- contended: the counted run's own durations, taken with up to ``end_to_end.WINDOW`` executions in flight in one
+  process: every handler then waits for the interpreter lock behind moto's threads, so they are an upper bound.
+Every count (requests, invocations, transitions, write units, log bytes, S3 requests) is the counted run's in both.
+
 Everything else is the same for both LesionFlow designs: Lambda requests and GB-seconds at each function's
 ``MemorySize`` from template.yaml, SQS requests (S3's notification, the poller's receives and batch deletes), S3 GETs,
 PUTs and DELETEs (by key prefix, so the model input's hand-over is seen apart), DynamoDB write units (table plus each
@@ -22,6 +34,7 @@ Two more cuts of the same counts:
 
 import json
 import math
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +46,7 @@ MILLION = 1_000_000
 # Roles, by logical id (sizes and everything else come from template.yaml and the run):
 DECODER = "PreprocessFunction"  # decodes the image: sized for it; the function the old Infer was (decode + wait)
 WAITER = "InvokeModelFunction"  # waits on the endpoint
+DISPATCHER = "DispatchFunction"  # reads the queue: up to 10 messages an invocation in the counted run, 1 when alone
 # The states the split added: the old Infer Task became Preprocess, its verdict Choice and InvokeModel.
 SPLIT_STATES = ("Preprocess", "PreprocessVerdict")
 MEMORY_CHOICES = (128, 256, 512, 1024)  # InvokeModelMemorySize values priced side by side
@@ -83,15 +97,45 @@ class Line:
         return self.per_image * prices["prices"][self.price_key]["usd"] * MILLION
 
 
-def counts(run: dict, assumptions: dict) -> dict:
-    """What one image costs in billable units, from one end-to-end run's raw measurements."""
+def lambda_time(run: dict, alone: bool = True) -> dict[str, dict]:
+    """Each function's Lambda time per image: ``ms`` (time) and ``billed_ms`` (each invocation rounded up to the
+    ms), with ``per_invocation_ms`` and the ``invocations`` per image it is multiplied by, and its ``source``.
+
+    Alone (when the run has a timing run): the timing run's median per invocation times the counted run's
+    invocations per image, except the dispatcher's: its time per invocation for every message, 1 per image. A
+    function the timing run did not hear (say RecordFailure, if only the counted run failed an image) keeps its
+    counted-run time. Contended, or without a timing run: the counted run's durations, summed."""
+    images = run["records"]
+    timing = (run.get("timing") or {}).get("handler_ms", {}) if alone else {}
+    found = {}
+    for name, values in run["handler_ms"].items():
+        if timing.get(name):
+            per_invocation = statistics.median(timing[name])
+            calls = 1.0 if name == DISPATCHER else len(values) / images
+            found[name] = {"per_invocation_ms": per_invocation, "invocations": calls, "ms": per_invocation * calls,
+                           "billed_ms": math.ceil(per_invocation) * calls,
+                           "source": "alone, per message" if name == DISPATCHER else "alone"}
+        else:
+            found[name] = {"per_invocation_ms": sum(values) / len(values), "invocations": len(values) / images,
+                           "ms": sum(values) / images, "billed_ms": sum(math.ceil(ms) for ms in values) / images,
+                           "source": "contended"}
+    return found
+
+
+def counts(run: dict, assumptions: dict, alone: bool = True) -> dict:
+    """What one image costs in billable units, from one end-to-end run's raw measurements: its Lambda time alone
+    (the timing run's, see ``lambda_time``) or as the counted run measured it under contention."""
     images = run["records"]
     facts = template_facts()
     handover = facts["handover_prefix"]
     pipeline = [r for r in run["requests"] if r["caller"] == "pipeline"]
     invocations = {name: len(values) / images for name, values in run["handler_ms"].items()}
-    gb_seconds = {name: sum(math.ceil(ms) for ms in values) / 1000 * run["memory_mb"][name] / 1024 / images
-                  for name, values in run["handler_ms"].items()}
+    timed = lambda_time(run, alone)
+    gb_seconds = {name: value["billed_ms"] / 1000 * run["memory_mb"][name] / 1024 for name, value in timed.items()}
+    endpoint_calls = len(run["endpoint_ms"]) / images
+    timing = run.get("timing") if alone else None
+    endpoint_alone = bool(timing and timing["endpoint_ms"])
+    endpoint_p50 = statistics.median(timing["endpoint_ms"]) if endpoint_alone else _median(run["endpoint_ms"])
     sqs = {}
     for r in pipeline:
         if r["service"] == "sqs":
@@ -111,17 +155,21 @@ def counts(run: dict, assumptions: dict) -> dict:
     platform_logs = sum(len(values) for values in run["handler_ms"].values()) * assumptions[
         "lambda_platform_log_bytes_per_invocation"]
     workflow = workflow_functions()
-    workflow_ms = sum(sum(run["handler_ms"].get(name, [])) for name in workflow) / images
-    endpoint_ms = sum(run["endpoint_ms"]) / images
+    workflow_ms = sum(timed[name]["ms"] for name in workflow if name in timed)
+    endpoint_ms = endpoint_calls * endpoint_p50 if endpoint_alone else sum(run["endpoint_ms"]) / images
+    sources = {value["source"] for value in timed.values()}
     return {
         "images": images,
         "contract": run.get("contract"),
+        "durations": "alone" if sources & {"alone", "alone, per message"} else "contended",
+        "timing_uploads": timing["uploads"] if timing else 0,
+        "lambda_time": timed,
         "transitions": transitions,
         "tasks": tasks,
         "state_names": executions.get("state_names", {}),
         "lambda_invocations": invocations,
         "lambda_gb_seconds": gb_seconds,
-        "lambda_ms": {name: sum(values) / images for name, values in run["handler_ms"].items()},
+        "lambda_ms": {name: value["ms"] for name, value in timed.items()},
         "memory_mb": run["memory_mb"],
         "sqs_requests": {"SendMessage (S3 notification)": 1.0} | {op: n / images for op, n in sorted(sqs.items())},
         "s3_get": s3_count(("PutObject", "DeleteObject"), exclude=True),  # GET, HEAD and the rest: the GET tier
@@ -136,9 +184,9 @@ def counts(run: dict, assumptions: dict) -> dict:
         "workflow_lambda_ms": workflow_ms,
         "express_ms": workflow_ms + tasks * assumptions["express_integration_ms_per_task"],
         "local_execution_ms_p50": _median(executions["duration_ms"]),
-        "endpoint_ms_p50": _median(run["endpoint_ms"]),
+        "endpoint_ms_p50": endpoint_p50,
         "endpoint_ms_per_image": endpoint_ms,
-        "endpoint_latency": "measured",
+        "endpoint_latency": "measured alone" if endpoint_alone else "measured under contention",
         "other_requests": {f"{r['service']} {r['operation']}": r["count"] / images for r in pipeline
                            if r["service"] not in ("sqs", "s3", "lambda", "sagemaker", "dynamodb", "stepfunctions")},
     }
@@ -163,13 +211,13 @@ def at_latency(c: dict, endpoint_ms: float, label: str) -> dict:
     }
 
 
-def _express_billed_s(express_ms: float) -> float:
+def express_billed_s(express_ms: float) -> float:
     """Express bills duration in 100 ms steps."""
     return math.ceil(express_ms / 100) / 10
 
 
 def express_gb_seconds(c: dict, assumptions: dict) -> float:
-    return _express_billed_s(c["express_ms"]) * assumptions["express_memory_mb"] / 1024
+    return express_billed_s(c["express_ms"]) * assumptions["express_memory_mb"] / 1024
 
 
 def lesionflow_lines(c: dict, assumptions: dict, workflow: str) -> list[Line]:
@@ -184,7 +232,7 @@ def lesionflow_lines(c: dict, assumptions: dict, workflow: str) -> list[Line]:
                        express_gb_seconds(c, assumptions),
                        f"{c['express_ms']:.0f} ms modelled ({c['workflow_lambda_ms']:.0f} ms of Lambda + "
                        f"{c['tasks']:.0f} Tasks x {assumptions['express_integration_ms_per_task']} ms), billed "
-                       f"{_express_billed_s(c['express_ms']):.1f} s at {assumptions['express_memory_mb']} MB")]
+                       f"{express_billed_s(c['express_ms']):.1f} s at {assumptions['express_memory_mb']} MB")]
     invocations = sum(c["lambda_invocations"].values())
     handover = c["handover"]
     via_s3 = handover["put"] > 0
@@ -192,8 +240,7 @@ def lesionflow_lines(c: dict, assumptions: dict, workflow: str) -> list[Line]:
         Line("Lambda requests", "lambda_arm64_request", invocations,
              ", ".join(f"{_short(n)} {v:.2f}" for n, v in c["lambda_invocations"].items())),
         Line("Lambda duration (GB-s, arm64)", "lambda_arm64_gb_second", sum(c["lambda_gb_seconds"].values()),
-             ", ".join(f"{_short(n)} {v * 1000:.2f} mGB-s ({c['memory_mb'][n]} MB)"
-                       for n, v in c["lambda_gb_seconds"].items())),
+             _duration_note(c)),
         Line("SQS requests", "sqs_standard_request", sum(c["sqs_requests"].values()),
              ", ".join(f"{op} {v:.2f}" for op, v in c["sqs_requests"].items())),
         Line("S3 GET requests", "s3_get_request", c["s3_get"],
@@ -216,6 +263,23 @@ def lesionflow_lines(c: dict, assumptions: dict, workflow: str) -> list[Line]:
              "S3 Bucket Key: 1% of S3; the state machine's data key: per reuse period, not per image (see below)"),
     ]
     return lines
+
+
+def _duration_note(c: dict) -> str:
+    """Where each function's GB-seconds come from (see ``lambda_time``)."""
+    parts = []
+    for name, value in c["lambda_gb_seconds"].items():
+        timed, memory = c["lambda_time"][name], c["memory_mb"][name]
+        if timed["source"] == "contended":
+            how = f"{timed['ms']:.1f} ms per image" + (" under contention" if c["durations"] == "alone" else "")
+        else:
+            per = "message (its time per 1-message invocation, as if unbatched)" if name == DISPATCHER else \
+                "invocation"
+            how = f"{timed['per_invocation_ms']:.1f} ms per {per} x {timed['invocations']:.2f}"
+        parts.append(f"{_short(name)} {how} = {value * 1000:.2f} mGB-s ({memory} MB)")
+    source = (f"timing run ({c['timing_uploads']} uploads one at a time): median per invocation x invocations per "
+              "image; " if c["durations"] == "alone" else "the counted run's durations, under contention; ")
+    return source + ", ".join(parts)
 
 
 def reference_lines(c: dict, assumptions: dict, baseline_b_ms: float) -> list[Line]:
@@ -344,7 +408,7 @@ def cheap_wins(c: dict, prices: dict) -> list[dict]:
                    "conditional write, as the README says)",
          "standard": c["transitions"] * p["stepfunctions_standard_transition"] - p["stepfunctions_express_request"]
          - express_gb_seconds(c, prices["assumptions"]) * p["stepfunctions_express_gb_second"],
-         "express": 0.0, "saves": f"transitions become one request plus {_express_billed_s(c['express_ms']):.1f} s "
+         "express": 0.0, "saves": f"transitions become one request plus {express_billed_s(c['express_ms']):.1f} s "
                                    f"at {prices['assumptions']['express_memory_mb']} MB"},
         {"change": "Quieter logs: INFO lines per upload (dispatched, concluded) and one EMF document per metric "
                    "flush; LogLevel WARNING in production keeps the metrics",
@@ -367,7 +431,9 @@ def _as_data(lines: dict[str, list[Line]], prices: dict) -> dict:
 
 
 def run(e2e_run: dict, baseline_b_ms: float, prices: dict | None = None, s3_run: dict | None = None) -> dict:
-    """Price the default contract's run (inline hand-over) and, if given, a run whose hand-over went through S3."""
+    """Price the default contract's run (inline hand-over) and, if given, a run whose hand-over went through S3:
+    with Lambda time alone (the headline; every cut below uses it) and, beside it, as the counted run's contention
+    made it (``contended``: the totals and ratios only)."""
     prices = prices or load_prices()
     assumptions = prices["assumptions"]
     facts = template_facts()
@@ -375,6 +441,9 @@ def run(e2e_run: dict, baseline_b_ms: float, prices: dict | None = None, s3_run:
     lines = designs(c, assumptions, baseline_b_ms)
     totals = totals_of(lines, prices)
     reference = "single Lambda (system B)"
+    contended = counts(e2e_run, assumptions, alone=False)
+    contended_lines = designs(contended, assumptions, baseline_b_ms)
+    contended_totals = totals_of(contended_lines, prices)
     assumed = at_latency(c, assumptions["endpoint_ms_assumed"], "assumed ViT-base")
     latencies = {}
     for label, counted in (("measured", c), ("assumed", assumed)):
@@ -393,6 +462,10 @@ def run(e2e_run: dict, baseline_b_ms: float, prices: dict | None = None, s3_run:
         "totals": totals,
         "express_vs_reference": totals["LesionFlow EXPRESS"] / totals[reference],
         "standard_vs_reference": totals["LesionFlow STANDARD"] / totals[reference],
+        "durations": c["durations"],
+        "contended": {"counts": contended, "designs": _as_data(contended_lines, prices), "totals": contended_totals,
+                      "express_vs_reference": contended_totals["LesionFlow EXPRESS"] / contended_totals[reference],
+                      "standard_vs_reference": contended_totals["LesionFlow STANDARD"] / contended_totals[reference]},
         "latencies": latencies,
         "kms_state_machine": kms_state_machine_month(prices, facts["kms_data_key_reuse_seconds"]),
         "cheap_wins": wins,

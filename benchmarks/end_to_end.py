@@ -19,9 +19,15 @@ input travels inline in the state; ``--contract`` runs another (``make bench`` r
 input is too large for the state and is handed over through S3).
 
 One upload goes through first and is not counted, so every function is loaded and warm when counting starts (cold
-starts are ``cold_start``'s subject). Then uploads are put 4 at a time, never more than ``WINDOW`` of them without a
-record yet (see ``_drive``): throughput is what the stack sustains, and end-to-end latency includes a bounded wait in
-the queue.
+starts are ``cold_start``'s subject). With ``--timing N`` (``run`` asks for it in its largest run: 40 uploads, 4 in
+quick mode), a timing run follows: N uploads one at a time, each waited for to its record before the next is put
+(``_drive`` with a window of 1), so that every handler runs with no other image's work in the process, as an
+invocation on Lambda has its own CPU and as the reference's time is measured (``cost`` prices Lambda time from it).
+It records handler durations and the endpoint's answer times only; its requests are not counted. Then the counted
+run: uploads are put 4 at a time, never more than ``WINDOW`` of them without a record yet (see ``_drive``):
+throughput is what the stack sustains, and end-to-end latency includes a bounded wait in the queue. Its handler
+durations are measured too, but with up to ``WINDOW`` executions in flight every handler shares the one interpreter
+lock with moto's threads: they are an upper bound, not what Lambda would bill.
 """
 
 import argparse
@@ -49,6 +55,7 @@ PREFIX = "bench/"
 STAGES = ("Validate", "Preprocess", "InvokeModel")
 S3_CONTRACT = "tensor-npy"  # a contract whose input exceeds the inline limit: the hand-over's S3 path, measured
 WINDOW = 40  # uploads in flight at most: enough to keep the stack busy, few enough not to thrash it
+TIMING_UPLOADS = {False: 40, True: 4}  # the timing run's uploads (one at a time) in the largest run: full, quick
 HISTORY_SAMPLE = 200  # executions whose history is read (every one takes the same path in a fault-free run)
 LOG_DIR = ROOT / ".lesionflow" / "bench"
 
@@ -68,6 +75,12 @@ class RequestCounter:
         """Count the requests ``app`` serves (LocalStackServer's ``middleware``)."""
         self.app = app
         return self
+
+    def reset(self) -> list[float]:
+        """Forget what was counted; return the endpoint's answer times (s) heard so far."""
+        with self._lock:
+            heard, self.endpoint_seconds, self.counts = self.endpoint_seconds, [], Counter()
+        return heard
 
     def __call__(self, environ, start_response):
         if not self.active:
@@ -130,10 +143,16 @@ class HandlerTimer:
         if self.active:
             self.seconds[function].append(seconds)
 
+    def reset(self) -> dict[str, list[float]]:
+        """Forget the durations heard so far, and return them."""
+        heard, self.seconds = self.seconds, defaultdict(list)
+        return heard
 
-def run_once(uploads: int, timeout: float = 900, contract: str | None = None) -> dict:
-    """Start a local stack (with the template's ``ModelContract``, or ``contract``), push ``uploads`` HAM-size JPEGs
-    through it, and return what was measured."""
+
+def run_once(uploads: int, timeout: float = 900, contract: str | None = None, timing: int = 0) -> dict:
+    """Start a local stack (with the template's ``ModelContract``, or ``contract``), put ``timing`` HAM-size JPEGs
+    through it one at a time (the timing run: handler and endpoint times without contention), then ``uploads``
+    with up to ``WINDOW`` in flight, and return what was measured."""
     from lesionflow_local.server import LocalStackServer
 
     timer, counter = HandlerTimer(), RequestCounter()
@@ -150,12 +169,13 @@ def run_once(uploads: int, timeout: float = 900, contract: str | None = None) ->
             _wait(aws, details, 1, "warmup/", "2000", timeout=120)
             memory = {name: function.memory_mb for name, function in server.stack.functions.items()}
             used_contract = details["model_contract"]
+            timed = _timing_run(aws, details, timing, bodies, timer, counter, timeout) if timing else None
             sys.stdout.flush()
             log_start = log_path.stat().st_size
             since = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
             counter.active = timer.active = True
             started = time.time()
-            records = _drive(aws, details, uploads, bodies, since, timeout)
+            records = _drive(aws, details, uploads, bodies, since, timeout, WINDOW, "run/")
             drained = time.time()
             counter.active = timer.active = False
             sys.stdout.flush()
@@ -174,7 +194,36 @@ def run_once(uploads: int, timeout: float = 900, contract: str | None = None) ->
         "executions": executions, "memory_mb": memory, "log_bytes": log_bytes,
         "items": [_write_sizes(record, projections) for record in records],
         "log": str(log_path.relative_to(ROOT)),
+        "timing": timed,
     }
+
+
+def _timing_run(aws, details: dict, uploads: int, bodies: list[bytes], timer: HandlerTimer, counter: RequestCounter,
+                timeout: float) -> dict:
+    """``uploads`` images one at a time, each to its record before the next (``_drive`` with a window of 1), with
+    every invocation's duration and the endpoint's answer times recorded; then the stack is let settle (no
+    execution running) and both hooks are reset, so nothing of it is counted in the run that follows."""
+    since = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    counter.active = timer.active = True
+    started = time.time()
+    records = _drive(aws, details, uploads, bodies, since, timeout, 1, "timing/")
+    wall = time.time() - started
+    _settle(aws, details)
+    counter.active = timer.active = False
+    endpoint, handlers = counter.reset(), timer.reset()
+    return {"uploads": uploads, "window": 1, "records": len(records),
+            "statuses": dict(Counter(r["status"] for r in records)), "wall_seconds": wall,
+            "handler_ms": _ms(handlers), "endpoint_ms": [round(value * 1000, 2) for value in endpoint]}
+
+
+def _settle(aws, details: dict, timeout: float = 60) -> None:
+    """Wait until no execution is running (a record is written a step before its execution ends)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        running = aws["sfn"].list_executions(stateMachineArn=details["state_machine_arn"], statusFilter="RUNNING")
+        if not running["executions"]:
+            return
+        time.sleep(0.5)
 
 
 def _clients(endpoint_url: str):
@@ -192,9 +241,10 @@ def _put(aws, details: dict, folder: str, indexes: range, bodies: list[bytes], p
     list(pool.map(put, indexes))
 
 
-def _drive(aws, details: dict, uploads: int, bodies: list[bytes], since: str, timeout: float) -> list[dict]:
-    """Upload ``uploads`` images keeping at most ``WINDOW`` of them without a record (a closed loop), and return
-    their records.
+def _drive(aws, details: dict, uploads: int, bodies: list[bytes], since: str, timeout: float, window: int,
+           folder: str) -> list[dict]:
+    """Upload ``uploads`` images under ``folder`` keeping at most ``window`` of them without a record (a closed
+    loop), and return their records. A window of 1 is the timing run: one image in the stack at a time.
 
     An unbounded burst measures the local stack's thread contention instead: every upload becomes an execution
     thread in moto's interpreter, and hundreds of them competing for one interpreter lock slow the one handler that
@@ -202,15 +252,15 @@ def _drive(aws, details: dict, uploads: int, bodies: list[bytes], since: str, ti
     is, so the rate shows whether anything grows with the number of uploads; Lambda and Step Functions would bound
     it the same way with the dispatcher's MaximumConcurrency."""
     table = aws["dynamodb"].Table(details["table"])
-    prefix = f"{details['upload_prefix']}{PREFIX}run/"
+    prefix = f"{details['upload_prefix']}{PREFIX}{folder}"
     seen: dict[str, str] = {}  # key -> created_at
     sent, polls = 0, 0
     deadline = time.monotonic() + timeout
     with ThreadPoolExecutor(4) as pool:
         while len(seen) < uploads and time.monotonic() < deadline:
-            room = min(WINDOW - (sent - len(seen)), uploads - sent)
+            room = min(window - (sent - len(seen)), uploads - sent)
             if room > 0:
-                _put(aws, details, "run/", range(sent, sent + room), bodies, pool)
+                _put(aws, details, folder, range(sent, sent + room), bodies, pool)
                 sent += room
             time.sleep(1)
             polls += 1
@@ -371,20 +421,29 @@ def summarise(result: dict) -> dict:
         "handler_ms": {name: p(values) for name, values in result["handler_ms"].items()},
         "endpoint_ms": p(result["endpoint_ms"]),
         "execution_ms": p(result["executions"]["duration_ms"]),
+        "timing": {"uploads": timing["uploads"], "records": timing["records"], "wall_seconds": timing["wall_seconds"],
+                   "handler_ms": {name: p(values) for name, values in timing["handler_ms"].items()},
+                   "endpoint_ms": p(timing["endpoint_ms"])} if (timing := result.get("timing")) else None,
     }
 
 
-def run(quick: bool = False, sizes: tuple[int, ...] | None = None, contract: str | None = None) -> list[dict]:
+def run(quick: bool = False, sizes: tuple[int, ...] | None = None, contract: str | None = None,
+        timing: int | None = None) -> list[dict]:
     """One fresh process per size (with the template's model contract, or ``contract``); each writes its
-    measurements as JSON."""
+    measurements as JSON. The largest (last) size's process does a timing run of ``timing`` uploads first (default
+    ``TIMING_UPLOADS``): the one the cost model prices."""
     import subprocess
     sizes = sizes or ((10, 30) if quick else (100, 300, 1000))
+    timing = TIMING_UPLOADS[quick] if timing is None else timing
     results = []
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    for uploads in sizes:
-        print(f"  {uploads} uploads{f' ({contract})' if contract else ''} ...", flush=True)
+    for index, uploads in enumerate(sizes):
+        timed = timing if index == len(sizes) - 1 else 0
+        print(f"  {uploads} uploads{f' ({contract})' if contract else ''}"
+              f"{f', after a timing run of {timed} one at a time' if timed else ''} ...", flush=True)
         out = LOG_DIR / f"end-to-end-{uploads}{'-' + contract if contract else ''}.json"
-        subprocess.run([sys.executable, "-m", "benchmarks.end_to_end", "--uploads", str(uploads), "--out", str(out)]
+        subprocess.run([sys.executable, "-m", "benchmarks.end_to_end", "--uploads", str(uploads), "--out", str(out),
+                        "--timing", str(timed)]
                        + (["--contract", contract] if contract else []), check=True, cwd=ROOT)
         results.append(json.loads(out.read_text()))
     return results
@@ -395,8 +454,10 @@ def main() -> None:
     parser.add_argument("--uploads", type=int, default=100)
     parser.add_argument("--contract", default=None, help="a ModelContract other than the template's default")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--timing", type=int, default=0,
+                        help="uploads of the timing run (one at a time, before the counted run); 0: none")
     arguments = parser.parse_args()
-    result = run_once(arguments.uploads, contract=arguments.contract)
+    result = run_once(arguments.uploads, contract=arguments.contract, timing=arguments.timing)
     arguments.out.write_text(json.dumps(result, default=str))
 
 

@@ -2,16 +2,19 @@
 
 Nothing about speed is asserted (the machine is shared and noisy; the figures are `make bench`'s business). This runs
 the HAM-size preprocessing cases, two cold-start cases, 5 uploads through a local stack and 3 more with a contract
-whose model input is handed over through S3 (about 40 s); `make bench-quick` runs all of it.
+whose model input is handed over through S3, each after a timing run of 4 uploads one at a time (about a minute);
+`make bench-quick` runs all of it.
 """
 
+import math
 import re
+import statistics
 
 import pytest
 
 from benchmarks import report
 from benchmarks.__main__ import measure, write
-from benchmarks.cost import workflow_functions
+from benchmarks.cost import DISPATCHER, workflow_functions
 from benchmarks.end_to_end import STAGES
 from benchmarks.preprocess import HAM
 from lesionflow_local.template import load
@@ -124,3 +127,34 @@ def test_the_split_is_priced_at_both_latencies(quick):
         assert priced["split"] and priced["retries"] and priced["memory"]
     # And the document says the assumed latency is an assumption
     assert "### What the four stages cost and save" in text and "**assumed**" in text
+
+
+def test_the_cost_prices_lambda_time_from_the_timing_run(quick):
+    # Given the priced run, which put 4 uploads through one at a time before its counted ones
+    results, text = quick
+    run = results["end_to_end"][-1]
+    timing = run["timing"]
+    assert (timing["uploads"], timing["window"], timing["records"]) == (4, 1, 4)
+    assert {DISPATCHER} | set(workflow_functions()) - {"RecordFailureFunction"} <= set(timing["handler_ms"])
+    assert len(timing["endpoint_ms"]) == 4
+    # When the cost model prices it
+    cost = results["cost"]
+    c = cost["counts"]
+    assert c["durations"] == "alone"
+    # Then each function's GB-seconds are its timing-run median per invocation, rounded up to the ms, times its
+    # invocations per image in the counted run; the dispatcher's times 1 message per image
+    for name, values in run["handler_ms"].items():
+        calls = 1.0 if name == DISPATCHER else len(values) / run["records"]
+        expected = math.ceil(statistics.median(timing["handler_ms"][name])) * calls / 1000 * c["memory_mb"][name] / 1024
+        assert c["lambda_gb_seconds"][name] == pytest.approx(expected), name
+    # And the reference's endpoint call is the timing run's too
+    assert c["endpoint_ms_p50"] == pytest.approx(statistics.median(timing["endpoint_ms"]))
+    # And the counted run's contended durations are priced beside it, every count the same
+    contended = cost["contended"]
+    assert contended["counts"]["durations"] == "contended"
+    for key in ("lambda_invocations", "transitions", "sqs_requests", "s3_get", "s3_put", "dynamodb_wru", "log_bytes"):
+        assert contended["counts"][key] == c[key], key
+    # And the document's targets name both ratios
+    both = (f"{cost['express_vs_reference']:.2f}x (Lambda time alone; "
+            f"contended: {contended['express_vs_reference']:.2f}x)")
+    assert any(both in line for line in text.splitlines() if line.startswith("| Express within 2.5x"))
