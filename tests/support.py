@@ -73,6 +73,17 @@ def state_for(stack, key: str, data: bytes, **changes) -> dict:
                     "prediction_key": "predictions/run.json"}
 
 
+def preprocessed(stack, state: dict) -> dict:
+    """The document InvokeModel receives for ``state``, made by the real Validate and Preprocess handlers."""
+    return stack.functions["PreprocessFunction"].invoke(stack.functions["ValidateFunction"].invoke(state))
+
+
+def handover_objects(bucket: str) -> list[dict]:
+    """Every version and delete marker under the hand-over prefix, where Preprocess stores large model inputs."""
+    listing = boto3.client("s3").list_object_versions(Bucket=bucket, Prefix="model-inputs/")
+    return listing.get("Versions", []) + listing.get("DeleteMarkers", [])
+
+
 
 def put_record(table_name: str, name: str, created: datetime, uploaded: datetime | None = None, **fields) -> None:
     """A record of ``uploads/<name>.jpg`` put straight into the prediction table, created at ``created`` (uploaded

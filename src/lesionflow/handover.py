@@ -17,11 +17,12 @@ from botocore.exceptions import ClientError
 
 from lesionflow.errors import ModelInputMissing
 from lesionflow.state import ModelInput
+from lesionflow.storage import GONE
 from lesionflow.uploads import Upload
 
 INLINE_MAX_BYTES = 96 * 1024  # base64 makes it 128 KiB: half of a state's 256 KiB
 # InvokeModel may not list the bucket (that would show it the upload keys), so S3 answers 403 for a missing input
-_UNREADABLE = {"NoSuchKey", "NoSuchVersion", "404", "AccessDenied", "403"}
+_UNREADABLE = GONE | {"AccessDenied", "403"}
 
 
 def hand_over(s3, upload: Upload, body: bytes, prefix: str, preprocessing_version: str) -> ModelInput:
@@ -39,9 +40,8 @@ def take(s3, bucket: str, model_input: ModelInput) -> bytes:
     if model_input.inline is not None:
         body = b64decode(model_input.inline, validate=True)
     else:
-        pin = {"VersionId": model_input.version_id} if model_input.version_id else {}
         try:
-            body = s3.get_object(Bucket=bucket, Key=model_input.key, **pin)["Body"].read()
+            body = s3.get_object(Bucket=bucket, Key=model_input.key, **_pinned(model_input))["Body"].read()
         except ClientError as error:
             if error.response["Error"]["Code"] in _UNREADABLE:
                 raise ModelInputMissing("the preprocessed model input cannot be read: expired, already used, or not "
@@ -60,9 +60,13 @@ def discard(s3, bucket: str, model_input: ModelInput) -> str | None:
     """
     if model_input.key is None:
         return None
-    pin = {"VersionId": model_input.version_id} if model_input.version_id else {}
     try:
-        s3.delete_object(Bucket=bucket, Key=model_input.key, **pin)
+        s3.delete_object(Bucket=bucket, Key=model_input.key, **_pinned(model_input))
     except ClientError as error:
         return error.response["Error"]["Code"]
     return None
+
+
+def _pinned(model_input: ModelInput) -> dict:
+    """The request parameter naming the stored version Preprocess wrote (none on an unversioned bucket)."""
+    return {"VersionId": model_input.version_id} if model_input.version_id else {}

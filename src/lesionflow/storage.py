@@ -5,8 +5,9 @@ from botocore.exceptions import ClientError
 from lesionflow.errors import ImageRejected, RejectionClass
 from lesionflow.uploads import Upload
 
-# 405: the version asked for is a delete marker (S3 answers MethodNotAllowed for a GET of one)
-_GONE = {"NoSuchKey", "NoSuchVersion", "404", "MethodNotAllowed", "405"}
+# The codes of a GET of a version that is not there. 405: the version asked for is a delete marker (S3 answers
+# MethodNotAllowed for a GET of one).
+GONE = {"NoSuchKey", "NoSuchVersion", "404", "MethodNotAllowed", "405"}
 _CHANGED = {"PreconditionFailed", "412"}
 
 
@@ -20,7 +21,7 @@ def read_upload(s3, upload: Upload, max_bytes: int) -> bytes:
         response = s3.get_object(Bucket=upload.bucket, Key=upload.key, **pin)
     except ClientError as error:
         code = error.response["Error"]["Code"]
-        if code in _GONE:
+        if code in GONE:
             raise ImageRejected(
                 "the uploaded object no longer exists (deleted before processing)", RejectionClass.GONE
             ) from error

@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from tests.integration.test_state_machine import put_upload, records_of, run
-from tests.support import hf_answer, jpeg
+from tests.support import handover_objects, hf_answer, jpeg
 
 KEY = "uploads/clinic 7/Jane Doe.jpg"
 
@@ -47,7 +47,6 @@ def test_the_model_input_reaches_the_endpoint_inline_or_stored_and_nothing_stays
         assert b64decode(handed["inline"]) == body and "key" not in handed
     else:  # large: stored under the hand-over prefix, only its name in the history, deleted once used
         assert "inline" not in handed and handed["key"].startswith("model-inputs/") and len(body) == handed["size"]
-    listing = boto3.client("s3").list_object_versions(Bucket=stack.bucket, Prefix="model-inputs/")
-    assert listing.get("Versions", []) == listing.get("DeleteMarkers", []) == []
+    assert handover_objects(stack.bucket) == []
     # and the hand-over itself names the upload by its id, never by the object key
     assert "Jane" not in json.dumps(handed)

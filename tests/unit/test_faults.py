@@ -9,7 +9,7 @@ from lesionflow_model.classifier import OnnxImageClassifier
 from lesionflow_model.demo_model import write
 from lesionflow_model.faults import PERMANENT, FaultInjector, FaultKind
 from lesionflow_model.server import ModelServer
-from tests.support import jpeg, state_for
+from tests.support import jpeg, preprocessed, state_for
 
 RAISED = {
     FaultKind.THROTTLE: errors.EndpointThrottled,
@@ -44,12 +44,6 @@ def stack_parameters():
     return {"InvokeTimeoutSeconds": "1"}  # so that the timeout fault costs about a second per SDK attempt
 
 
-def preprocessed(stack, key: str) -> dict:
-    """The document InvokeModel receives for a fresh upload, made by the real Validate and Preprocess handlers."""
-    validated = stack.functions["ValidateFunction"].invoke(state_for(stack, key, jpeg(300, 300)))
-    return stack.functions["PreprocessFunction"].invoke(validated)
-
-
 def test_every_kind_of_fault_is_covered():
     assert set(RAISED) == set(FaultKind)
 
@@ -57,7 +51,7 @@ def test_every_kind_of_fault_is_covered():
 @pytest.mark.parametrize("kind", list(FaultKind), ids=str)
 def test_each_injected_fault_becomes_the_pipeline_error_for_it(stack, model_endpoint, kind):
     # Given a preprocessed upload and an endpoint that answers every request with this fault
-    prepared = preprocessed(stack, "uploads/f.jpg")
+    prepared = preprocessed(stack, state_for(stack, "uploads/f.jpg", jpeg(300, 300)))
     model_endpoint.faults = FaultInjector(rate=1.0, kinds=(kind,), delay_seconds=1.3)
 
     # When the InvokeModel handler calls it, Then it raises the matching error...
@@ -70,7 +64,8 @@ def test_each_injected_fault_becomes_the_pipeline_error_for_it(stack, model_endp
 
 
 def test_without_faults_the_same_endpoint_answers_with_the_model(stack, model_endpoint):
-    result = stack.functions["InvokeModelFunction"].invoke(preprocessed(stack, "uploads/ok.jpg"))
+    result = stack.functions["InvokeModelFunction"].invoke(
+        preprocessed(stack, state_for(stack, "uploads/ok.jpg", jpeg(300, 300))))
     assert result["result"]["record"]["status"] == "SUCCEEDED"
 
 

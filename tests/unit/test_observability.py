@@ -5,7 +5,7 @@ import json
 import boto3
 import pytest
 
-from tests.support import hf_answer, jpeg, s3_notification, sqs_event, upload_input
+from tests.support import hf_answer, jpeg, preprocessed, s3_notification, sqs_event, upload_input
 
 KEY = "uploads/Jane Doe 1970-01-01.jpg"
 
@@ -70,7 +70,7 @@ def test_a_rejection_is_counted_by_its_class(stack, capsys):
 
 def test_predictions_are_counted_by_label_and_unsure_ones_are_flagged_for_review(stack, endpoint, state, capsys):
     # Given a preprocessed upload and a model that is unsure
-    prepared = stack.functions["PreprocessFunction"].invoke(stack.functions["ValidateFunction"].invoke(state))
+    prepared = preprocessed(stack, state)
     capsys.readouterr()
     endpoint.then(200, hf_answer(melanoma=0.45, melanocytic_Nevi=0.4, dermatofibroma=0.15))
 
@@ -88,7 +88,7 @@ def test_predictions_are_counted_by_label_and_unsure_ones_are_flagged_for_review
 
 
 def test_a_failing_step_counts_its_error(stack, endpoint, state, capsys):
-    prepared = stack.functions["PreprocessFunction"].invoke(stack.functions["ValidateFunction"].invoke(state))
+    prepared = preprocessed(stack, state)
     capsys.readouterr()
     endpoint.then(200, b"not json")
     with pytest.raises(Exception, match="not a JSON list"):

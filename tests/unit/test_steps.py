@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from lesionflow import clients, errors
 from lesionflow.handover import INLINE_MAX_BYTES, hand_over
 from lesionflow.uploads import Upload
-from tests.support import hf_answer, jpeg, state_for
+from tests.support import handover_objects, hf_answer, jpeg, state_for
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
@@ -74,12 +74,6 @@ def validated_state(stack):
 def preprocessed_state(stack, validated_state):
     """The state the InvokeModel task receives: the model input, as the real Preprocess handler handed it over."""
     return stack.functions["PreprocessFunction"].invoke(validated_state)
-
-
-def handover_objects(stack) -> list[dict]:
-    """Every version and delete marker under the hand-over prefix."""
-    listing = boto3.client("s3").list_object_versions(Bucket=stack.bucket, Prefix="model-inputs/")
-    return listing.get("Versions", []) + listing.get("DeleteMarkers", [])
 
 
 def stack_key_arn(stack) -> str:
@@ -156,7 +150,7 @@ def test_a_small_model_input_travels_inline_and_the_endpoint_receives_exactly_it
     # Then the endpoint got those very bytes, nothing was stored, and the verdict does not carry them on
     [(_, _, body)] = endpoint.requests
     assert body == b64decode(handed["inline"]) and body[:3] == b"\xff\xd8\xff"
-    assert handover_objects(stack) == []
+    assert handover_objects(stack.bucket) == []
     assert "model_input" not in result and result["result"]["record"]["status"] == "SUCCEEDED"
 
 
@@ -185,7 +179,7 @@ def test_a_large_model_input_is_stored_encrypted_under_its_own_prefix_and_delete
     [(_, headers, body)] = endpoint.requests
     assert headers["Content-Type"] == "application/x-npy" and len(body) == stored["size"]
     assert result["result"]["record"]["label"] == "mel"
-    assert handover_objects(stack) == []
+    assert handover_objects(stack.bucket) == []
 
 
 @pytest.mark.parametrize("contract", ["hf-image-classification", "tensor-npy"])
@@ -226,7 +220,7 @@ def test_a_stored_input_that_cannot_be_deleted_leaves_the_answer_standing(stack,
     # remove the input
     result = stack.functions["InvokeModelFunction"].invoke(handed)
     assert result["result"]["record"]["status"] == "SUCCEEDED"
-    assert len(handover_objects(stack)) == 1
+    assert len(handover_objects(stack.bucket)) == 1
 
 
 def test_a_retry_after_the_input_was_used_fails_as_unreadable_instead_of_classifying_something_else(
