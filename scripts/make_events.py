@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "ham-size-dark.jpg"
 KEY = "uploads/clinic 7/lesion dark+1.jpg"  # spaces and a plus sign, as people name files
 SEQUENCER = "0067419F5E2C8D41A3"
+# No version id: the events must work against any bucket holding the sample at KEY (a version id is S3's to choose).
+# The dispatcher then asks S3 for the current version, as it does for any notification without one.
 WHEN = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
 
 
@@ -29,8 +31,7 @@ def main() -> None:
     names = stack_names()
     data = SAMPLE.read_bytes()
     etag = md5(data).hexdigest()
-    upload = ObjectVersion(bucket=names.bucket, key=KEY, size=len(data), etag=etag, sequencer=SEQUENCER,
-                           event_time=WHEN).identified(LOCAL_HASH_KEY.encode())
+    upload = ObjectVersion(bucket=names.bucket, key=KEY, size=len(data), etag=etag, last_modified=WHEN).identified(LOCAL_HASH_KEY.encode())
     notification = {"Records": [{
         "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": names.region,
         "eventTime": "2026-11-23T10:00:00.000Z", "eventName": "ObjectCreated:Put",

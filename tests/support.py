@@ -12,6 +12,7 @@ from PIL import Image
 from lesionflow.contracts import HAM10000_LABELS
 from lesionflow.dispatch import execution_input
 from lesionflow.records import PredictionRecord
+from lesionflow.storage import describe
 from lesionflow.uploads import ObjectVersion, iso_utc
 from lesionflow_local.fault_plan import encode
 from lesionflow_local.stack import LOCAL_HASH_KEY
@@ -56,18 +57,19 @@ def sqs_event(*bodies: str) -> dict:
 
 
 def upload_input(bucket: str, key: str, data: bytes, etag: str, version_id: str | None = None,
-                 event_time: datetime | None = None) -> dict:
+                 last_modified: datetime | None = None) -> dict:
     """The execution input the dispatcher builds for one uploaded object."""
     upload = ObjectVersion(bucket=bucket, key=key, size=len(data), etag=etag, version_id=version_id,
-                           event_time=event_time or datetime.now(UTC))
+                           last_modified=last_modified or datetime.now(UTC).replace(microsecond=0))
     return json.loads(execution_input(upload.identified(LOCAL_HASH_KEY.encode())))
 
 
 def state_for(stack, key: str, data: bytes, **changes) -> dict:
-    """The state document the Validate task receives for ``data`` uploaded at ``key`` (inside ``mock_aws``)."""
+    """The state document the Validate task receives for ``data`` uploaded at ``key`` (inside ``mock_aws``), with
+    the upload described by S3, as the dispatcher describes it."""
     response = boto3.client("s3").put_object(Bucket=stack.bucket, Key=key, Body=data)
-    state = upload_input(stack.bucket, key, data, etag=response["ETag"].strip('"'),
-                         version_id=response.get("VersionId"))
+    version = describe(boto3.client("s3"), stack.bucket, key, response.get("VersionId"))
+    state = json.loads(execution_input(version.identified(LOCAL_HASH_KEY.encode())))
     state["upload"] |= changes
     return state | {"execution_arn": EXECUTION_ARN,
                     "prediction_key": "predictions/run.json"}
@@ -89,7 +91,7 @@ def put_record(table_name: str, name: str, created: datetime, uploaded: datetime
     """A record of ``uploads/<name>.jpg`` put straight into the prediction table, created at ``created`` (uploaded
     then too, unless ``uploaded`` says otherwise: the same upload time is the same upload version)."""
     upload = ObjectVersion(bucket="b", key=f"uploads/{name}.jpg", size=1, etag=name,
-                           event_time=uploaded or created).identified(LOCAL_HASH_KEY.encode())
+                           last_modified=uploaded or created).identified(LOCAL_HASH_KEY.encode())
     record = PredictionRecord.for_upload(upload, EXECUTION_ARN, **fields)
     item = record.model_copy(update={"created_at": iso_utc(created)}).to_item()
     boto3.client("dynamodb").put_item(TableName=table_name, Item=item)

@@ -1,8 +1,8 @@
-"""Dispatch: SQS batch of S3 notifications -> one Step Functions execution per uploaded object version."""
+"""Dispatch: SQS batch of S3 notifications -> one Step Functions execution per uploaded object version of the
+stack's own bucket (``lesionflow.dispatch``)."""
 
 import json
 import os
-from datetime import datetime
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities import parameters
@@ -12,10 +12,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from lesionflow import clients
-from lesionflow.dispatch import DispatchOutcome, start_pipeline
+from lesionflow.dispatch import Claim, DispatchOutcome, Pipeline, dispatch
 from lesionflow.errors import InvalidInput, parse
 from lesionflow.observability import count, lambda_entry, logger
-from lesionflow.uploads import ObjectVersion
 
 processor = BatchProcessor(event_type=EventType.SQS)
 HASH_KEY_CACHE_SECONDS = 3600  # the key never changes (that would rename every upload): one fetch per environment
@@ -23,6 +22,8 @@ _METRIC = {
     DispatchOutcome.STARTED: "UploadsDispatched",
     DispatchOutcome.DUPLICATE: "DuplicatesSkipped",
     DispatchOutcome.OUTSIDE_PREFIX: "OutsidePrefixIgnored",
+    DispatchOutcome.FOREIGN_BUCKET: "ForeignBucketDropped",
+    DispatchOutcome.NOT_FOUND: "UploadsNotFound",
 }
 
 
@@ -30,6 +31,7 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     state_machine_arn: str = Field(alias="STATE_MACHINE_ARN")
+    bucket: str = Field(alias="BUCKET_NAME", min_length=3)
     upload_prefix: str = Field(alias="UPLOAD_PREFIX", min_length=1)
     hash_key_secret_arn: str = Field(alias="HASH_KEY_SECRET_ARN", min_length=1)
 
@@ -39,11 +41,10 @@ class NotifiedBucket(BaseModel):
 
 
 class NotifiedObject(BaseModel):
+    """Only what names the version. Size, ETag, sequencer and the event's time are not read: S3 is asked instead."""
+
     key: str
-    size: int = 0
-    eTag: str | None = None
     versionId: str | None = None
-    sequencer: str | None = None
 
 
 class NotifiedEntity(BaseModel):
@@ -53,19 +54,19 @@ class NotifiedEntity(BaseModel):
 
 class NotificationRecord(BaseModel):
     eventName: str
-    eventTime: datetime
     s3: NotifiedEntity
 
 
 class S3Notification(BaseModel):
     """The fields of an S3 event notification the dispatcher uses (Powertools' S3Model also requires fields, such
-    as ``userIdentity``, that the local stack's S3 does not send and that we never read)."""
+    as ``userIdentity``, that a backfill's message does not carry and that we never read)."""
 
     Records: list[NotificationRecord]
 
 
-def uploads_in(body: str) -> list[ObjectVersion]:
-    """The uploads an S3 notification announces: none for S3's ``s3:TestEvent``; keys decoded from URL form."""
+def claims_in(body: str) -> list[Claim]:
+    """The object versions an S3 notification says were created: none for S3's ``s3:TestEvent``; keys decoded
+    from URL form."""
     try:
         message = json.loads(body)
     except ValueError:
@@ -74,15 +75,8 @@ def uploads_in(body: str) -> list[ObjectVersion]:
         return []
     notification = parse(S3Notification, message, "not an S3 notification")
     return [
-        ObjectVersion(
-            bucket=record.s3.bucket.name,
-            key=unquote_plus(record.s3.object.key),
-            size=record.s3.object.size,
-            etag=record.s3.object.eTag,
-            version_id=record.s3.object.versionId,
-            sequencer=record.s3.object.sequencer,
-            event_time=record.eventTime,
-        )
+        Claim(bucket=record.s3.bucket.name, key=unquote_plus(record.s3.object.key),
+              version_id=record.s3.object.versionId)
         for record in notification.Records
         if record.eventName.startswith("ObjectCreated")
     ]
@@ -91,17 +85,19 @@ def uploads_in(body: str) -> list[ObjectVersion]:
 @lambda_entry
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     settings = parse(Settings, os.environ, "DispatchFunction environment")
-    hash_key = parameters.get_secret(settings.hash_key_secret_arn, max_age=HASH_KEY_CACHE_SECONDS).encode()
+    pipeline = Pipeline(
+        bucket=settings.bucket, upload_prefix=settings.upload_prefix, state_machine_arn=settings.state_machine_arn,
+        hash_key=parameters.get_secret(settings.hash_key_secret_arn, max_age=HASH_KEY_CACHE_SECONDS).encode(),
+    )
 
-    def dispatch(record: SQSRecord) -> None:
+    def handle(record: SQSRecord) -> None:
         count("MessagesReceived")
-        for version in uploads_in(record.body):
-            upload = version.identified(hash_key)
+        for claim in claims_in(record.body):
             count("UploadsReceived")
-            outcome = start_pipeline(clients.stepfunctions(), settings.state_machine_arn, settings.upload_prefix, upload)
-            logger.info("upload dispatched", extra={"upload_id": upload.upload_id, "object_hash": upload.object_hash,
-                                                    "outcome": outcome.value})
+            outcome, upload = dispatch(claim, pipeline, clients.s3(), clients.stepfunctions())
+            names = {"upload_id": upload.upload_id, "object_hash": upload.object_hash} if upload else {}
+            logger.info("upload dispatched" if upload else "notification dropped",
+                        extra=names | {"outcome": outcome.value})
             count(_METRIC[outcome])
 
-    return process_partial_response(event=event, record_handler=dispatch, processor=processor, context=context)
-
+    return process_partial_response(event=event, record_handler=handle, processor=processor, context=context)

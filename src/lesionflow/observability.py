@@ -24,8 +24,9 @@ metrics = Metrics()
 
 
 def lambda_entry(handler):
-    """The decorators every handler gets, in Powertools' recommended order."""
-    return logger.inject_lambda_context(metrics.log_metrics(capture_cold_start_metric=True)(handler))
+    """The decorators every handler gets, in Powertools' recommended order. Keys appended for one invocation (an
+    upload's hashes) are cleared before the next, so no log line carries another upload's names."""
+    return logger.inject_lambda_context(metrics.log_metrics(capture_cold_start_metric=True)(handler), clear_state=True)
 
 
 def count(name: str, dimension: tuple[str, str] | None = None) -> None:

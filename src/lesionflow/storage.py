@@ -1,14 +1,34 @@
-"""Reading uploads from S3, pinned to the exact version S3 announced."""
+"""Reading uploads from S3: what a version is (from S3 itself), and its bytes, pinned to exactly that version."""
 
 from botocore.exceptions import ClientError
 
 from lesionflow.errors import ImageRejected, RejectionClass
-from lesionflow.uploads import Upload
+from lesionflow.uploads import ObjectVersion, Upload
 
 # The codes of a GET of a version that is not there. 405: the version asked for is a delete marker (S3 answers
 # MethodNotAllowed for a GET of one).
 GONE = {"NoSuchKey", "NoSuchVersion", "404", "MethodNotAllowed", "405"}
 _CHANGED = {"PreconditionFailed", "412"}
+# A HEAD has no body, so its errors are bare status codes. 400: a version id S3 cannot parse (a forged one).
+_NOT_THERE = GONE | {"400", "InvalidArgument"}
+
+
+def describe(s3, bucket: str, key: str, version_id: str | None = None) -> ObjectVersion | None:
+    """The version S3 holds under ``key`` (``version_id``'s, else the current one) as S3 itself describes it, or None
+    when there is no such version: a message names an object, only S3 says what it is.
+
+    The version id S3 calls ``null`` (an object stored before versioning was enabled) is kept as no version id, as a
+    listing reports it.
+    """
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key, **({"VersionId": version_id} if version_id else {}))
+    except ClientError as error:
+        if error.response["Error"]["Code"] in _NOT_THERE:
+            return None
+        raise
+    version = head.get("VersionId")
+    return ObjectVersion(bucket=bucket, key=key, size=head["ContentLength"], etag=head["ETag"].strip('"'),
+                         version_id=None if version in (None, "null") else version, last_modified=head["LastModified"])
 
 
 def read_upload(s3, upload: Upload, max_bytes: int) -> bytes:

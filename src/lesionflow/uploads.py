@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from hashlib import sha256
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, computed_field, field_validator
 
 
 def iso_utc(moment: datetime) -> str:
@@ -23,7 +23,8 @@ def _mac(hash_key: bytes, *parts: str) -> str:
 
 
 class ObjectVersion(BaseModel):
-    """One object version created under the upload prefix, as S3 announced it."""
+    """One object version under the upload prefix, as S3 itself describes it (``storage.describe``): never as a
+    queue message claims it, since anyone allowed to send to the queue could claim anything."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -32,10 +33,12 @@ class ObjectVersion(BaseModel):
     size: int = Field(ge=0)
     etag: str | None = None
     version_id: str | None = None
-    sequencer: str | None = None
-    event_time: datetime
+    # Executions started before identities came from S3 carry the notification's time as ``event_time``: read as
+    # it was, so that their records (and a redrive of them) keep the sort key they were started with.
+    last_modified: datetime = Field(validation_alias=AliasChoices("last_modified", "event_time"), description=(
+        "S3's LastModified of this version: the same from a HEAD, a listing, or any number of notifications"))
 
-    @field_validator("event_time")
+    @field_validator("last_modified")
     @classmethod
     def _in_utc(cls, value: datetime) -> datetime:
         return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
@@ -43,18 +46,17 @@ class ObjectVersion(BaseModel):
     @computed_field
     @cached_property
     def version_token(self) -> str:
-        """What tells two uploads of the same key apart: the version id, else S3's sequencer, else etag and time."""
+        """What tells two uploads of the same key apart: the version id (the bucket is versioned), else the ETag and
+        the modification time (a bucket without versioning, or the ``null`` version of one made before)."""
         if self.version_id:
             return f"v:{self.version_id}"
-        if self.sequencer:
-            return f"s:{self.sequencer}"
         return f"e:{self.etag}@{self.uploaded_at}"
 
     @computed_field
     @cached_property
     def uploaded_at(self) -> str:
         """ISO-8601 UTC with milliseconds, so that it sorts as text."""
-        return iso_utc(self.event_time)
+        return iso_utc(self.last_modified)
 
     def identified(self, hash_key: bytes) -> "Upload":
         """This version with its names: computed once, by the dispatcher, which alone holds the hash key."""
@@ -73,5 +75,8 @@ class Upload(ObjectVersion):
     @computed_field
     @cached_property
     def sort_key(self) -> str:
-        """The prediction log's sort key: upload time first, so the newest upload of a key sorts last."""
+        """The prediction log's sort key: S3's modification time first, so the newest upload of a key sorts last.
+
+        S3 gives that time to the second: two versions of one key made within the same second sort by their
+        version tokens, not necessarily in upload order."""
         return f"{self.uploaded_at}#{self.version_token}"

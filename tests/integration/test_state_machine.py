@@ -15,11 +15,11 @@ from tests.support import hf_answer, jpeg, upload_input
 WAIT_SECONDS = 60
 
 
-def put_upload(stack, key: str, data: bytes, event_time: datetime | None = None) -> dict:
+def put_upload(stack, key: str, data: bytes, last_modified: datetime | None = None) -> dict:
     """Put an object and return the execution input the dispatcher would start for it."""
     response = boto3.client("s3").put_object(Bucket=stack.bucket, Key=key, Body=data)
     return upload_input(stack.bucket, key, data, etag=response["ETag"].strip('"'), version_id=response["VersionId"],
-                        event_time=event_time)
+                        last_modified=last_modified)
 
 
 def run(stack, execution_input: dict, name: str | None = None) -> dict:
@@ -196,8 +196,8 @@ def test_a_failed_record_is_replaced_when_a_later_run_of_the_same_version_succee
 def test_the_prediction_log_serves_its_three_access_patterns_with_queries(stack, lambda_api, endpoint):
     # Given two uploads of one key, the newer processed before the older, and a rejected upload elsewhere
     key = "uploads/same-name.jpg"
-    older = put_upload(stack, key, jpeg(256, 256, colour=(10, 10, 10)), event_time=datetime(2026, 11, 1, tzinfo=UTC))
-    newer = put_upload(stack, key, jpeg(256, 256, colour=(200, 200, 200)), event_time=datetime(2026, 11, 2, tzinfo=UTC))
+    older = put_upload(stack, key, jpeg(256, 256, colour=(10, 10, 10)), last_modified=datetime(2026, 11, 1, tzinfo=UTC))
+    newer = put_upload(stack, key, jpeg(256, 256, colour=(200, 200, 200)), last_modified=datetime(2026, 11, 2, tzinfo=UTC))
     endpoint.then(200, hf_answer(melanoma=0.9, melanocytic_Nevi=0.1)).then(200, hf_answer(melanocytic_Nevi=0.7, melanoma=0.3))
     run(stack, newer)
     run(stack, older)

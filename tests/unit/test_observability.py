@@ -42,6 +42,8 @@ def state(stack):
 def test_the_dispatcher_counts_what_it_received_dispatched_and_skipped(stack, capsys):
     # Given a notification whose execution has already finished, S3's test event, and a new upload
     dispatch = stack.functions["DispatchFunction"]
+    for key in ("uploads/a.jpg", "uploads/b.jpg"):
+        boto3.client("s3").put_object(Bucket=stack.bucket, Key=key, Body=jpeg())
     seen = json.dumps(s3_notification(stack.bucket, "uploads/a.jpg", 10))
     dispatch.invoke(sqs_event(seen))
     sfn = boto3.client("stepfunctions")
@@ -106,3 +108,16 @@ def test_every_log_line_of_an_upload_carries_its_correlation_id_and_never_its_ke
     _, logs = emitted(out)
     assert logs and all(line["correlation_id"] == state["upload"]["upload_id"] for line in logs)
     assert "Jane" not in out
+
+
+def test_no_log_line_carries_the_names_of_an_upload_an_earlier_invocation_handled(stack, state, capsys):
+    # Given a step that tagged its logs with one upload's hash, in the same process as the dispatcher
+    stack.functions["ValidateFunction"].invoke(state)
+    capsys.readouterr()
+
+    # When the dispatcher then drops a notification that names no upload of this stack
+    stack.functions["DispatchFunction"].invoke(sqs_event(json.dumps(s3_notification("another-bucket", "uploads/x", 1))))
+
+    # Then its log lines carry no upload's hash
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"message"' in line]
+    assert lines and all("object_hash" not in line for line in lines)

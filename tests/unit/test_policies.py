@@ -245,6 +245,19 @@ ROLE_REQUESTS = {
                                  Decision.ALLOW),
     "Validate reads a prediction": ("ValidateFunction", by_role("s3:GetObject", f"{BUCKET_ARN}/predictions/a.json"),
                                     Decision.IMPLICIT_DENY),
+    # HeadObject is authorised as s3:GetObject, with a version id as s3:GetObjectVersion (GetObject's page)
+    "the dispatcher asks S3 what a notified upload is":
+        ("DispatchFunction", by_role("s3:GetObject", f"{BUCKET_ARN}/uploads/a.jpg"), Decision.ALLOW),
+    "the dispatcher asks S3 what a notified version is":
+        ("DispatchFunction", by_role("s3:GetObjectVersion", f"{BUCKET_ARN}/uploads/a.jpg"), Decision.ALLOW),
+    "the dispatcher learns that a notified version is not there (404, not 403)":
+        ("DispatchFunction", by_role("s3:ListBucket", BUCKET_ARN), Decision.ALLOW),
+    "the dispatcher reads a prediction":
+        ("DispatchFunction", by_role("s3:GetObject", f"{BUCKET_ARN}/predictions/a.json"), Decision.IMPLICIT_DENY),
+    "the dispatcher reads a model input":
+        ("DispatchFunction", by_role("s3:GetObjectVersion", f"{BUCKET_ARN}/model-inputs/a"), Decision.IMPLICIT_DENY),
+    "the dispatcher writes an upload":
+        ("DispatchFunction", by_role("s3:PutObject", f"{BUCKET_ARN}/uploads/a.jpg"), Decision.IMPLICIT_DENY),
     "the dispatcher starts an execution of the encrypted state machine":
         ("DispatchFunction", by_role("kms:GenerateDataKey", KEY_ARN,
                                      **{"kms:EncryptionContext:aws:states:stateMachineArn": MACHINE_ARN}), Decision.ALLOW),

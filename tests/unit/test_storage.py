@@ -11,7 +11,7 @@ from lesionflow.storage import read_upload
 from lesionflow.uploads import ObjectVersion
 
 UPLOAD = ObjectVersion(bucket="lesionflow-111122223333-0e1f3f8a1b2c", key="uploads/a.jpg", size=10, etag="e",
-                       version_id="3sL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY", event_time=datetime(2026, 12, 1, tzinfo=UTC),
+                       version_id="3sL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY", last_modified=datetime(2026, 12, 1, tzinfo=UTC),
                        ).identified(b"k" * 32)
 
 
