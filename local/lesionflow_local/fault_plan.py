@@ -21,6 +21,10 @@ class FaultRunSettings:
     duplicate_rate: float = 0.1
     crash_rate: float = 0.05
     reupload_share: float = 0.05  # keys uploaded a second time (alternately the same bytes, another image)
+    multipart_share: float = 0.05  # keys uploaded by multipart upload (S3 notifies CompleteMultipartUpload)
+    backfill_share: float = 0.1  # keys `lesionflow backfill` sends again after S3's own notification
+    forged_share: float = 0.1  # keys that also get forged notifications (empty, from the future, unknown version)
+    foreign_events: int = 5  # forged notifications for objects in another bucket
     poison_messages: int = 5
     seed: int = 20261123
     timeout_seconds: float = 600

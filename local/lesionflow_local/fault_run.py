@@ -1,17 +1,22 @@
 """The fault-injection run: hundreds of uploads through the local stack while things go wrong, then an audit.
 
-Valid, awkward and invalid images are uploaded (some keys twice, some with the same bytes), unparseable messages are
-put on the ingest queue, SQS delivers some messages twice, the dispatcher dies halfway through some batches, and the
-model endpoint throttles, fails, times out and answers nonsense at the configured rate. The audit then reads the
-prediction log (by its status index, never a Scan), the prediction JSON, the executions and the dead-letter queue,
-and counts what a user must never see: lost uploads, duplicated records, wrong verdicts.
+Valid, awkward and invalid images are uploaded (some keys twice, some with the same bytes, some by multipart
+upload), some are sent again by `lesionflow backfill` after S3's own notification, forged notifications name real
+keys (claiming them empty, from the future, or of versions that never existed) and objects in another bucket,
+unparseable messages are put on the ingest queue, SQS delivers some messages twice, the dispatcher dies halfway
+through some batches, and the model endpoint throttles, fails, times out and answers nonsense at the configured rate.
+The audit then reads the prediction log (by its status index, never a Scan), the prediction JSON, the executions and
+the dead-letter queue, and counts what a user must never see: lost uploads, duplicated records, wrong verdicts, and
+any record or prediction for an object outside the stack's bucket.
 """
 
 import json
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import redirect_stdout
+from contextlib import redirect_stderr, redirect_stdout
+from io import StringIO
+from urllib.parse import quote_plus
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
@@ -27,6 +32,8 @@ from lesionflow_model.faults import PERMANENT, FaultInjector
 
 LOG = ROOT / ".lesionflow" / "fault-run.log"
 PREFIX = "fault-run/"
+BACKFILLED = "backfilled/"  # under PREFIX: the keys `lesionflow backfill` sends again
+FOREIGN_BUCKET = "fault-run-someone-elses-bucket"
 # Redeliveries within seconds instead of the template's 180 s visibility timeout: only the clock changes.
 FAST_REDELIVERY = {"IngestQueue": {"VisibilityTimeout": 5}}
 # The client gives up after 1 s; an injected timeout answers after 1.5 s.
@@ -50,6 +57,8 @@ class FaultRunReport:
     executions_running: int
     latest_record_not_newest: int
     rejected_as_overwritten: int
+    sent_again: dict[str, int]
+    records_for_other_objects: int
     seconds: float
     problems: list[str] = field(default_factory=list)
 
@@ -66,7 +75,9 @@ class FaultRunReport:
             f"  records: {records}",
             f"  FAILED by a permanent endpoint fault: {self.failed_by_permanent_fault}; after exhausted retries: "
             f"{self.failed_by_exhausted_retries}",
+            f"  sent again: " + ", ".join(f"{kind} {count}" for kind, count in sorted(self.sent_again.items())),
             f"  REJECTED because a newer version replaced the object before it was read: {self.rejected_as_overwritten}",
+            f"  records or predictions for objects outside the stack's bucket: {self.records_for_other_objects}",
             f"  poison messages in the dead-letter queue: {self.poison_messages_in_dlq}; other dead letters: "
             f"{self.other_messages_in_dlq}",
             f"  lost: {self.lost}",
@@ -83,7 +94,10 @@ class FaultRunReport:
 class _Upload:
     key: str
     versions: list[FaultInput]
+    multipart: bool = False
+    forged: bool = False
     etags: list[str] = field(default_factory=list)
+    version_ids: list[str] = field(default_factory=list)
 
 
 def run_fault_injection(settings: FaultRunSettings) -> FaultRunReport:
@@ -97,9 +111,12 @@ def run_fault_injection(settings: FaultRunSettings) -> FaultRunReport:
         aws = _Clients(server)
         uploads = _plan(settings, aws.details["upload_prefix"])
         _upload_all(aws, uploads)
+        sent_again = {"backfilled": _backfill(server, uploads), "forged for real keys": _forge(aws, uploads),
+                      "forged for another bucket": _forge_foreign(aws, settings.foreign_events)}
         poison = _send_poison(aws, settings.poison_messages)
         records = _wait(aws, uploads, poison, settings.timeout_seconds)
         report = _audit(aws, uploads, records, poison, endpoint_faults.injected | delivery_faults.injected)
+        report.sent_again = sent_again
     report.seconds = time.monotonic() - started
     return report
 
@@ -113,36 +130,109 @@ class _Clients:
                                     region_name="us-east-1").Table(self.details["table"])
 
 
+def _every(share: float) -> int:
+    return max(1, round(1 / share)) if share else 0
+
+
 def _plan(settings: FaultRunSettings, upload_prefix: str) -> list[_Upload]:
     """Upload i gets input i (cycling); every 1/reupload_share-th key is uploaded again, alternately with the same
-    bytes and with another valid image."""
+    bytes and with another valid image; the shares that are uploaded by multipart, backfilled and forged are spread
+    the same way, offset so that they overlap the re-uploads only in part."""
     planned = inputs()
     valid = [item for item in planned if item.expected == "SUCCEEDED"]
-    every = max(1, round(1 / settings.reupload_share)) if settings.reupload_share else 0
+    every = _every(settings.reupload_share)
+    multipart, backfilled, forged = (_every(share) for share in (
+        settings.multipart_share, settings.backfill_share, settings.forged_share))
     plan = []
     for index in range(settings.uploads):
         first = planned[index % len(planned)]
-        key = f"{upload_prefix}{PREFIX}{index:05d}-{first.name}"
+        folder = BACKFILLED if backfilled and index % backfilled == 1 else ""
+        key = f"{upload_prefix}{PREFIX}{folder}{index:05d}-{first.name}"
         versions = [first]
         if every and index % every == 0:
             versions.append(first if (index // every) % 2 else valid[index % len(valid)])
-        plan.append(_Upload(key, versions))
+        plan.append(_Upload(key, versions, multipart=bool(multipart) and index % multipart == 2,
+                            forged=bool(forged) and index % forged == 3))
     return plan
 
 
 def _upload_all(aws: _Clients, uploads: list[_Upload]) -> None:
-    """First versions in parallel, then the second versions, so that a second version is always the newer one."""
-    bucket = aws.details["bucket"]
-
+    """First versions in parallel, then the second versions, so that a second version is always the newer one: a
+    second later, since S3 keeps an object's modification time (the prediction log's order) to the second."""
     def put(upload: _Upload, version: int) -> None:
         body = upload.versions[version].body
-        upload.etags.append(aws.s3.put_object(Bucket=bucket, Key=upload.key, Body=body)["ETag"].strip('"'))
+        stored = _multipart_put(aws, upload.key, body) if upload.multipart else aws.s3.put_object(
+            Bucket=aws.details["bucket"], Key=upload.key, Body=body)
+        upload.etags.append(stored["ETag"].strip('"'))
+        upload.version_ids.append(stored["VersionId"])
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda upload: put(upload, 0), uploads))
-    time.sleep(0.01)  # S3 event times have millisecond resolution
+    time.sleep(1.1)
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda upload: put(upload, 1), [u for u in uploads if len(u.versions) > 1]))
+
+
+def _multipart_put(aws: _Clients, key: str, body: bytes) -> dict:
+    """One object by multipart upload (one part: S3's 5 MiB minimum applies only to parts before the last)."""
+    bucket = aws.details["bucket"]
+    upload_id = aws.s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    part = aws.s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=body)
+    return aws.s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+
+
+def _backfill(server: LocalStackServer, uploads: list[_Upload]) -> int:
+    """`lesionflow backfill` of the backfilled folder, as a user runs it, after S3 has sent its own notifications."""
+    from lesionflow_cli.backfill import backfill  # the real command (the CLI package depends on this one, not back)
+    from lesionflow_cli.stack import find_stack
+
+    if not any(BACKFILLED in upload.key for upload in uploads):
+        return 0
+    stack = find_stack(None, local=False, endpoint_url=server.endpoint_url, region=None, profile=None)
+    with redirect_stderr(StringIO()):  # its progress line
+        return backfill(stack, PREFIX + BACKFILLED).queued
+
+
+def _notification(bucket: str, key: str, **claims) -> str:
+    """An ObjectCreated notification in S3's shape, claiming what ``claims`` say about the object."""
+    announced = {"key": quote_plus(key, safe="/"), "size": claims.pop("size", 1), "eTag": claims.pop("etag", "0" * 32)}
+    if "version_id" in claims:
+        announced["versionId"] = claims.pop("version_id")
+    return json.dumps({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1", "eventName": "ObjectCreated:Put",
+        "eventTime": claims.pop("event_time", "2099-12-31T23:59:59.999Z"),
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "forged", "object": announced,
+               "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"}},
+    }]})
+
+
+def _forge(aws: _Clients, uploads: list[_Upload]) -> int:
+    """For each forged key: a claim that it is empty (no version), that its latest version is from 2099 and empty,
+    and a claim of a version S3 never made. None may add a record, make one look REJECTED, or outdate the real one."""
+    bodies = []
+    for upload in (u for u in uploads if u.forged):
+        bucket = aws.details["bucket"]
+        bodies += [_notification(bucket, upload.key, size=0),
+                   _notification(bucket, upload.key, size=0, version_id=upload.version_ids[-1]),
+                   _notification(bucket, upload.key, version_id="forged-" + upload.version_ids[0][:20])]
+    for body in bodies:
+        aws.sqs.send_message(QueueUrl=aws.details["queue_url"], MessageBody=body)
+    return len(bodies)
+
+
+def _forge_foreign(aws: _Clients, count: int) -> int:
+    """Notifications for images that really exist, under the upload prefix, in a bucket that is not the stack's."""
+    if not count:
+        return 0
+    aws.s3.create_bucket(Bucket=FOREIGN_BUCKET)
+    image = next(item for item in inputs() if item.expected == "SUCCEEDED").body
+    for index in range(count):
+        key = f"{aws.details['upload_prefix']}{PREFIX}foreign-{index:03d}.jpg"
+        stored = aws.s3.put_object(Bucket=FOREIGN_BUCKET, Key=key, Body=image)
+        aws.sqs.send_message(QueueUrl=aws.details["queue_url"], MessageBody=_notification(
+            FOREIGN_BUCKET, key, size=len(image), version_id=stored.get("VersionId", "null")))
+    return count
 
 
 def _send_poison(aws: _Clients, count: int) -> set[str]:
@@ -203,6 +293,10 @@ def _audit(aws: _Clients, uploads: list[_Upload], records: dict[str, list[dict]]
     lost = duplicated = json_missing = not_newest = overwritten = 0
     wrong: list[str] = []
     statuses: Counter = Counter()
+    planned = {upload.key for upload in uploads}
+    other_objects = sum(len(found) for key, found in records.items() if key not in planned)
+    other_objects += sum(record["bucket"] != aws.details["bucket"] for found in records.values() for record in found)
+    other_objects += _written_in_foreign_bucket(aws)
     for upload in uploads:
         found = records.get(upload.key, [])
         lost += max(0, len(upload.versions) - len(found))
@@ -227,13 +321,15 @@ def _audit(aws: _Clients, uploads: list[_Upload], records: dict[str, list[dict]]
         failed_by_exhausted_retries=len(failed_reasons) - permanent_failures,
         poison_messages_in_dlq=len(poison & set(dead)), other_messages_in_dlq=len(set(dead) - poison),
         prediction_json_missing=json_missing, executions_running=running, latest_record_not_newest=not_newest,
-        rejected_as_overwritten=overwritten, seconds=0.0,
+        rejected_as_overwritten=overwritten, sent_again={}, records_for_other_objects=other_objects, seconds=0.0,
     )
     permanent_injected = sum(count for kind, count in injected.items() if kind in PERMANENT)
     checks = {
         "uploads lost": lost, "records duplicated": duplicated, "wrong verdicts": len(wrong),
         "prediction JSON missing": json_missing, "executions still running": running,
         "latest record is not the newest upload": not_newest,
+        "records or predictions for objects outside the stack's bucket": other_objects,
+        "REJECTED as overwritten although every notification names its version": overwritten,
         "poison messages not in the dead-letter queue": len(poison) - report.poison_messages_in_dlq,
         "notifications in the dead-letter queue": report.other_messages_in_dlq,
         "FAILED records without a permanent fault to explain them": abs(permanent_failures - permanent_injected),
@@ -242,9 +338,18 @@ def _audit(aws: _Clients, uploads: list[_Upload], records: dict[str, list[dict]]
     return report
 
 
+def _written_in_foreign_bucket(aws: _Clients) -> int:
+    """Objects in the other bucket that are not the images put there: the pipeline must never write any."""
+    try:
+        everything = aws.s3.list_objects_v2(Bucket=FOREIGN_BUCKET).get("Contents", [])
+    except aws.s3.exceptions.NoSuchBucket:
+        return 0
+    return sum(not item["Key"].startswith(aws.details["upload_prefix"]) for item in everything)
+
+
 def _overwritten(record: dict, versions: list[FaultInput]) -> bool:
-    """Rejected because a newer version replaced it before it was read: without a version id in the notification
-    (the local S3 sends none; real S3 does) the ETag pin detects the overwrite and the record says so."""
+    """Rejected because a newer version replaced it before it was read: only possible when a notification names no
+    version (the local S3, like real S3, names it in every one, so the run expects none)."""
     return (record["status"] == "REJECTED" and record.get("rejection_class") == "gone-before-processing"
             and len({version.body for version in versions}) > 1)
 

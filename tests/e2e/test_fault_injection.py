@@ -11,9 +11,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_upload_ends_in_exactly_one_terminal_record_whatever_goes_wrong():
-    # When 500 uploads (about 45% invalid, some keys uploaded twice) go through the local stack while the endpoint
-    # faults on 15% of requests, SQS delivers 10% of messages twice, 5% of dispatcher batches die halfway, and
-    # poison messages sit in the queue
+    # When 500 uploads (about 45% invalid, some keys uploaded twice, some by multipart upload) go through the local
+    # stack, some are backfilled again after S3's notification, forged notifications name real keys and another
+    # bucket's objects, the endpoint faults on 15% of requests, SQS delivers 10% of messages twice, 5% of dispatcher
+    # batches die halfway, and poison messages sit in the queue
     result = subprocess.run([sys.executable, "-m", "lesionflow_cli", "fault-run", "--uploads", "500", "--json"],
                             cwd=ROOT, capture_output=True, text=True, timeout=900)
     audit = json.loads(result.stdout)
@@ -32,4 +33,7 @@ def test_every_upload_ends_in_exactly_one_terminal_record_whatever_goes_wrong():
     # poison messages ended in the dead-letter queue, and nothing else did
     assert (audit["poison_messages_in_dlq"], audit["other_messages_in_dlq"]) == (5, 0)
     assert audit["latest_record_not_newest"] == 0
+    # every other way of announcing an upload happened, and none added a record or touched another bucket
+    assert audit["sent_again"] == {"backfilled": 50, "forged for real keys": 150, "forged for another bucket": 5}
+    assert audit["records_for_other_objects"] == 0 and audit["rejected_as_overwritten"] == 0
     assert result.returncode == 0 and audit["ok"], audit["problems"]
