@@ -2,6 +2,12 @@
 
 Validation reads only the header, so a decompression bomb is refused before a single pixel is decoded. Decoding uses
 JPEG's DCT scaling (``Image.draft``) so a 4000x3000 photo never needs its full-size bitmap for a 224x224 model input.
+
+What an upload says about itself besides its pixels is untrusted and optional. Pixels that cannot be decoded reject the
+image as damaged; metadata that cannot be read is ignored and the pixels are classified: an EXIF orientation that is
+unreadable or not one of 1-8 counts as 1 (as it stands), a transparency that does not fit the image counts as none
+(libpng drops such a tRNS chunk too), and an ICC profile is never applied (see ``decode_rgb``). No message carries
+the upload's bytes or metadata values, only the name of the exception that stopped the decoder.
 """
 
 from io import BytesIO
@@ -78,21 +84,32 @@ def decode_rgb(data: bytes, image_format: str, size: tuple[int, int]) -> Image.I
     JPEG decodes at a reduced DCT scale (``draft``), so a phone photo never exists at full size; every other image is
     shrunk by an integer factor right after its full-size decode, before orientation and alpha are dealt with (an
     RGBA image briefly needs a second full-size copy there: ``make bench`` measures the peak).
+
+    Damage: a file that ends early is rejected (``ImageFile.LOAD_TRUNCATED_IMAGES`` stays False), and so is one whose
+    decoder gives up (a marker in the wrong place, a Huffman code no table defines, a PNG stream that does not
+    inflate). A JPEG whose entropy-coded data is corrupt but whose structure is intact cannot be told from a real
+    picture: JPEG has no checksum, and libjpeg decodes what it finds (warning only to itself), so such an image is
+    classified on the pixels it decodes to, as any poor photo is.
+
+    Colour: the pixel values are the file's own; an embedded ICC profile is neither applied nor kept, as the models'
+    training images were read (Pillow and the serving toolkits ignore ICC) and as earlier versions sent them.
     """
-    with _open(data, image_format) as image:
-        image.draft("RGB", size)  # JPEG only: decode at the smallest DCT scale still at least ``size``
-        try:
+    try:
+        with _open(data, image_format) as image:
+            image.draft("RGB", size)  # JPEG only: decode at the smallest DCT scale still at least ``size``
             image.load()
-        except (OSError, SyntaxError, ValueError) as error:
-            raise ImageRejected(
-                f"the image data is damaged or truncated ({type(error).__name__})", RejectionClass.DAMAGED
-            ) from error
-        orientation = image.getexif().get(ORIENTATION_TAG, 1)
-        small = _shrink(_to_8_bit(image), size)
+            orientation = _orientation(image)
+            small = _shrink(_to_8_bit(image), size)
+    except UNDECODABLE as error:
+        raise ImageRejected(
+            f"the image data is damaged or truncated ({type(error).__name__})", RejectionClass.DAMAGED
+        ) from error
     upright = small.transpose(_UPRIGHT[orientation]) if orientation in _UPRIGHT else small
     return _flatten(upright)
 
 
+# What Pillow's decoders raise on pixel data they cannot decode.
+UNDECODABLE = (OSError, SyntaxError, ValueError)
 ORIENTATION_TAG = 0x0112
 # EXIF orientation -> the transpose that makes the picture upright (as ImageOps.exif_transpose does)
 _UPRIGHT = {
@@ -102,16 +119,51 @@ _UPRIGHT = {
 }
 
 
+def _orientation(image: Image.Image) -> int:
+    """The EXIF (or XMP) orientation, 1 to 8; 1 when there is none, when it cannot be read, or when it is not one of
+    those values (0, 9, 65535, text, bytes). A value equal to one of them counts, whatever its TIFF type (a
+    LONG or RATIONAL 6 is 6), as it always has.
+
+    The EXIF parser is Pillow's, run on bytes anyone can write (an eXIf chunk, an APP1 segment, a PNG text chunk of
+    hex): whatever it raises, the orientation is unreadable and the picture is taken as it stands."""
+    try:
+        orientation = image.getexif().get(ORIENTATION_TAG, 1)
+        return int(orientation) if orientation in _UPRIGHT else 1
+    except Exception:  # noqa: BLE001 - unreadable metadata is ignored, never a failure of the step
+        return 1
+
+
 def _to_8_bit(image: Image.Image) -> Image.Image:
     """Modes the rest can work with: 16/32-bit grey scaled (not clipped to white); palette and single-colour
     transparency turned into an alpha channel; bilevel into grey."""
     if image.mode.startswith("I"):
         return _scale_to_8_bit(image)
-    if image.mode == "P" or "transparency" in image.info:
-        return image.convert("RGBA" if "transparency" in image.info else "RGB")
+    transparency = _transparency(image)
+    image.info.pop("transparency", None)  # only the checked value is converted, not what a text chunk put there
+    if transparency is not None:
+        image.info["transparency"] = transparency
+        try:
+            return image.convert("RGBA")
+        except ValueError:  # a tRNS that names more palette entries than there are: ignored, as libpng does
+            del image.info["transparency"]
+    if image.mode == "P":
+        return image.convert("RGB")
     if image.mode == "1":
         return image.convert("L")
     return image
+
+
+def _transparency(image: Image.Image) -> int | bytes | tuple[int, int, int] | None:
+    """The image's single transparent colour or palette alphas, if it has them in the shape its mode needs; Pillow
+    keeps them in ``info`` beside every PNG text chunk, so a text chunk named "transparency" must not count."""
+    value = image.info.get("transparency")
+    if image.mode == "P" and (type(value) is bytes or type(value) is int and 0 <= value < 256):
+        return value
+    if image.mode in ("L", "1") and type(value) is int:
+        return value
+    if image.mode == "RGB" and type(value) is tuple and len(value) == 3 and all(type(v) is int for v in value):
+        return value
+    return None
 
 
 def _shrink(image: Image.Image, size: tuple[int, int]) -> Image.Image:

@@ -20,14 +20,18 @@ PREPROCESSING_VERSION = "1"
 
 def model_input(data: bytes, image_format: str, contract: ModelContract) -> bytes:
     """Decode, orient, convert and resize an image, then encode it as the contract says: as an image (JPEG, PNG) or
-    as an array of pixel values (JSON, npy, CSV)."""
+    as an array of pixel values (JSON, npy, CSV).
+
+    Nothing but pixels reaches the model: the input is made from a new image holding only the decoded pixel values,
+    and encoded with every metadata option of the encoder given as empty, so no EXIF, XMP, ICC profile, comment or
+    text chunk of the upload can travel on (Pillow carries ``info`` through resize and convert, and its encoders
+    write some of it by default)."""
     spec = contract.input
     size = (spec.width, spec.height)
-    image = decode_rgb(data, image_format, size).resize(size, Image.Resampling.BILINEAR).convert(spec.colour)
+    decoded = decode_rgb(data, image_format, size).resize(size, Image.Resampling.BILINEAR).convert(spec.colour)
+    image = Image.frombytes(spec.colour, size, decoded.tobytes())  # pixels alone: an empty ``info``, no EXIF
     if spec.encoding in IMAGE_ENCODINGS:
-        encoded = BytesIO()
-        image.save(encoded, format=spec.encoding.upper(), quality=spec.jpeg_quality)
-        return encoded.getvalue()
+        return _encoded(image, spec.encoding, spec.jpeg_quality)
     # Imported here: numpy is ~50 ms of a cold start that image contracts need not pay.
     import numpy as np
 
@@ -36,6 +40,15 @@ def model_input(data: bytes, image_format: str, contract: ModelContract) -> byte
     pixels = np.asarray(image, dtype=np.uint8)
     return encode_array(pixels if pixels.ndim == 3 else pixels[:, :, np.newaxis], spec)
 
+
+def _encoded(image: Image.Image, encoding: str, jpeg_quality: int) -> bytes:
+    """The image as a JPEG or PNG file that holds its pixels and nothing else the encoder could add from options."""
+    out = BytesIO()
+    if encoding == "jpeg":
+        image.save(out, format="JPEG", quality=jpeg_quality, exif=b"", icc_profile=None, xmp=None, comment=b"")
+    else:
+        image.save(out, format="PNG", exif=None, icc_profile=None, pnginfo=None, transparency=None, dpi=None)
+    return out.getvalue()
 
 
 def preprocess(state: PipelineState, s3, contract: ModelContract, handover_prefix: str) -> PipelineState:

@@ -1,16 +1,19 @@
 """Image validation and conversion, each case built in code."""
 
+import struct
 from io import BytesIO
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile, PngImagePlugin
 
-from lesionflow.contracts import load_contract
-from lesionflow.errors import ImageRejected
+from lesionflow.contracts import IMAGE_ENCODINGS, load_contract
+from lesionflow.errors import ImageRejected, RejectionClass
 from lesionflow.images import ImageLimits, check_size, decode_rgb, inspect
 from lesionflow.preprocessing import model_input
 from lesionflow_local.fault_plan import jpeg_declaring, png_declaring
+from tests.image_mutants import (MARKER, XMP_NAMESPACE, carries, every_contract, exif_description, exif_orientation,
+                                 icc_profile, lesion, metadata_left_in, metadata_uploads, png_chunk, xmp_packet)
 from tests.support import encode, jpeg, png
 
 LIMITS = ImageLimits(max_bytes=5_000_000, max_pixels=4_000_000, min_side=32)
@@ -231,3 +234,178 @@ def test_the_model_input_carries_no_exif_or_text_from_the_upload(fmt):
     with Image.open(BytesIO(body)) as image:
         assert not image.getexif() and "exif" not in image.info
     assert b"Jane Patient" not in body and b"clinic 7" not in body
+
+
+# --------------------------------------------------------------------------- nothing but pixels reaches the model
+UPLOADS = metadata_uploads()
+IMAGE_CONTRACTS = [contract for contract in every_contract() if contract.input.encoding in IMAGE_ENCODINGS]
+
+
+def decoded_pixels(body: bytes) -> bytes:
+    with Image.open(BytesIO(body)) as image:
+        return image.tobytes()
+
+
+@pytest.mark.parametrize("contract", IMAGE_CONTRACTS, ids=lambda contract: contract.input.encoding)
+@pytest.mark.parametrize("kind", sorted(UPLOADS))
+def test_an_image_model_input_carries_the_pixels_and_none_of_the_uploads_metadata(kind, contract):
+    # Given an upload whose metadata of this kind names a patient (and the same picture with no metadata at all)
+    image_format, data = UPLOADS[kind]
+    assert carries(data, MARKER)
+    bare = encode(lesion((96, 72)), image_format)
+
+    # When it is turned into a model input that is itself an image file
+    body = model_input(data, image_format, contract)
+
+    # Then the file holds no trace of that metadata: not the text, not the container it came in, nothing in info
+    assert metadata_left_in(body, contract.input.encoding) == []
+    # and its pixels are those of the bare picture: metadata changes nothing (an ICC profile is not applied)
+    assert decoded_pixels(body) == decoded_pixels(model_input(bare, image_format, contract))
+
+
+def test_a_text_chunk_too_long_for_a_jpeg_comment_is_not_copied_into_the_model_input():
+    # Given a PNG whose "comment" text chunk is longer than any JPEG comment can be (Pillow used to copy it, and fail)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("comment", "x" * 70_000)
+    data = encode(lesion((96, 72)), "PNG", pnginfo=info)
+
+    # Then the JPEG model input is made, without it
+    body = model_input(data, "PNG", CONTRACT)
+    assert metadata_left_in(body, "jpeg") == [] and b"xxxx" not in body
+
+
+# --------------------------------------------------------------------------------- no image crashes a step
+ALL_CONTRACTS = every_contract()
+
+
+def verdicts(data: bytes) -> set[str]:
+    """What Validate and then Preprocess (for every contract) make of ``data``: "classified", or the rejection class;
+    any other exception fails the test that calls it."""
+    try:
+        facts = inspect(data, ImageLimits(), "0" * 64)
+    except ImageRejected as rejection:
+        return {str(rejection.rejection_class)}
+    found = set()
+    for contract in ALL_CONTRACTS:
+        try:
+            model_input(data, facts.format, contract)
+            found.add("classified")
+        except ImageRejected as rejection:
+            found.add(str(rejection.rejection_class))
+    return found
+
+
+def png_inserting(*chunks: bytes, base: bytes | None = None) -> bytes:
+    """A valid PNG with ``chunks`` (already framed, CRC and all) right after its IHDR."""
+    data = base or encode(lesion((96, 72)), "PNG")
+    return data[:33] + b"".join(chunks) + data[33:]
+
+
+def jpeg_inserting(*segments: bytes) -> bytes:
+    """A valid JPEG with ``segments`` (marker, length and payload) right after its SOI."""
+    data = encode(lesion((96, 72)), "JPEG")
+    return data[:2] + b"".join(segments) + data[2:]
+
+
+def app(marker: int, payload: bytes, length: int | None = None) -> bytes:
+    return bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2 if length is None else length) + payload
+
+
+BAD_METADATA = {
+    "garbage eXIf (valid CRC)": lambda: png_inserting(png_chunk(b"eXIf", bytes(range(40)))),
+    "eXIf of a TIFF header and nothing": lambda: png_inserting(png_chunk(b"eXIf", b"MM\x00*" + b"\xff" * 36)),
+    "broken Raw profile type exif": lambda: png_inserting(png_chunk(
+        b"tEXt", b"Raw profile type exif\x00\nexif\n      40\nnot hexadecimal at all")),
+    "text chunk named exif": lambda: png_inserting(png_chunk(b"tEXt", b"exif\x00" + MARKER.encode())),
+    "text chunk named transparency": lambda: png_inserting(png_chunk(b"tEXt", b"transparency\x00x")),
+    "text chunk named icc_profile": lambda: png_inserting(png_chunk(b"iTXt", b"icc_profile\x00\x00\x00\x00\x00x")),
+    "tRNS longer than the palette": lambda: png_inserting(png_chunk(b"tRNS", b"\x00" * 200), base=encode(
+        lesion((96, 72)).convert("P", palette=Image.Palette.ADAPTIVE, colors=16), "PNG")[:-12]
+        + png_chunk(b"IEND", b"")),
+    "truncated APP1 Exif": lambda: jpeg_inserting(app(0xE1, b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x05\x00")),
+    "APP1 Exif declaring more than it holds": lambda: jpeg_inserting(app(0xE1, exif_description()[:30])
+                                                                     + app(0xFE, b"x" * 10)),
+    "APP2 ICC of noise": lambda: jpeg_inserting(app(0xE2, b"ICC_PROFILE\x00\x01\x01" + bytes(range(30)))),
+    "APP2 ICC numbered 0 of 0": lambda: jpeg_inserting(app(0xE2, b"ICC_PROFILE\x00\x00\x00" + icc_profile())),
+    "APP2 MPF of noise": lambda: jpeg_inserting(app(0xE2, b"MPF\x00" + b"MM\x00*\x00\x00\x00\x08" + bytes(30))),
+    "broken XMP orientation": lambda: jpeg_inserting(app(0xE1, XMP_NAMESPACE.encode() + b"\x00"
+                                                         + xmp_packet(orientation="9"))),
+    "iCCP that does not inflate": lambda: png_inserting(png_chunk(b"iCCP", b"icc\x00\x00" + bytes(range(40)))),
+}
+
+
+@pytest.mark.parametrize("build", BAD_METADATA.values(), ids=BAD_METADATA.keys())
+def test_malformed_metadata_never_crashes_validate_or_preprocess(build):
+    # Given an otherwise valid image whose metadata is malformed
+    data = build()
+
+    # When Validate and Preprocess (every contract) run, Then each ends classified or rejected as damaged
+    assert verdicts(data) <= {"classified", "damaged"}
+
+
+@pytest.mark.parametrize("build", [v for k, v in BAD_METADATA.items() if k != "iCCP that does not inflate"],
+                         ids=[k for k in BAD_METADATA if k != "iCCP that does not inflate"])
+def test_metadata_pillow_keeps_but_cannot_read_is_ignored_and_the_pixels_classified(build):
+    assert verdicts(build()) == {"classified"}
+
+
+ORIENTATIONS = {
+    "0": exif_orientation(struct.pack("<H", 0)),
+    "9": exif_orientation(struct.pack("<H", 9)),
+    "65535": exif_orientation(struct.pack("<H", 65535)),
+    "text": exif_orientation(b"6\x00", kind=2, count=2),
+    "bytes": exif_orientation(b"\x06\x00", kind=7, count=2),
+    "negative": exif_orientation(struct.pack("<h", -6), kind=8),
+    "bad type": exif_orientation(b"\x06\x00", kind=99),
+}
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+@pytest.mark.parametrize("exif", ORIENTATIONS.values(), ids=ORIENTATIONS.keys())
+def test_an_invalid_orientation_counts_as_upright_as_it_stands(exif, fmt):
+    # Given a landscape image (red left, blue right) whose EXIF orientation is no valid value
+    image = Image.new("RGB", (80, 40), (255, 0, 0))
+    image.paste((0, 0, 255), (40, 0, 80, 40))
+    data = encode(image, fmt, exif=exif)
+
+    # When it is decoded
+    decoded = decode_rgb(data, fmt, (80, 40))
+
+    # Then it is taken as it stands (orientation 1): still landscape, red on the left
+    assert decoded.size == (80, 40)
+    assert close(decoded.getpixel((5, 20)), (255, 0, 0), tolerance=40)
+    assert verdicts(data) == {"classified"}
+
+
+def scan_of(data: bytes) -> tuple[int, int]:
+    """Where a baseline JPEG's entropy-coded data starts and ends."""
+    start = data.index(b"\xff\xda")
+    return start + 2 + struct.unpack(">H", data[start + 2:start + 4])[0], len(data) - 2
+
+
+def test_a_jpeg_whose_scan_data_is_corrupt_but_complete_is_classified_on_what_it_decodes_to():
+    # Given a JPEG with bytes of its entropy-coded data overwritten (no marker made, nothing cut): JPEG has no checksum
+    whole = encode(lesion((96, 72)), "JPEG", quality=90)
+    data = bytearray(whole)
+    start, end = scan_of(whole)
+    for at in range(start + 40, end - 40, 211):
+        data[at] = 0x5A
+
+    # Then the decoder cannot tell, and neither can the pipeline: other pixels, and they are classified
+    assert decode_rgb(bytes(data), "JPEG", (96, 72)).tobytes() != decode_rgb(whole, "JPEG", (96, 72)).tobytes()
+    assert verdicts(bytes(data)) == {"classified"}
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False  # while a file that ends early is still refused:
+    assert verdicts(bytes(data[: len(data) // 2])) == {"damaged"}
+
+
+def test_a_jpeg_whose_scan_data_the_decoder_gives_up_on_is_rejected_as_damaged():
+    # Given a JPEG whose entropy-coded data holds a marker that cannot be there (a second SOI)
+    data = encode(lesion((96, 72)), "JPEG", quality=90)
+    start, _ = scan_of(data)
+    broken = data[:start + 50] + b"\xff\xd8" + data[start + 50:]
+
+    # Then Preprocess rejects it as damaged, with the exception's name and nothing of the file
+    with pytest.raises(ImageRejected) as rejection:
+        model_input(broken, "JPEG", CONTRACT)
+    assert rejection.value.rejection_class == RejectionClass.DAMAGED
+    assert str(rejection.value) == "the image data is damaged or truncated (OSError)"
