@@ -12,7 +12,7 @@ SAM := SAM_CLI_TELEMETRY=0 PATH="$(dir $(PYTHON)):$$PATH" $(SAM_VENV)/bin/sam
 SCAN_VENV := .tools/scan
 CONFORMANCE_VENV := .tools/conformance
 
-.PHONY: demo setup test lint scan conformance rehearse unit integration e2e fault-run bench bench-quick build events samples local clean
+.PHONY: demo setup test lint scan conformance rehearse unit integration e2e fault-run fuzz bench bench-quick build events samples local clean
 
 # The README's first command: the whole pipeline offline on the sample images, results from the prediction log.
 demo: $(VENV)/.installed
@@ -95,6 +95,11 @@ e2e: $(VENV)/.installed
 # misbehave; prints what was injected and exits 1 unless 0 uploads were lost and 0 duplicated.
 fault-run: $(VENV)/.installed
 	$(VENV)/bin/lesionflow fault-run --uploads 2000 --timeout 3600
+
+# Structure-aware fuzzing of Validate and Preprocess for ten minutes with a fresh seed (the unit tests run the same
+# mutator for a minute on a fixed one): prints the mutants run and their outcomes; exits 1, with reproducers, on a crash.
+fuzz: $(VENV)/.installed
+	$(VENV)/bin/python scripts/fuzz_images.py --seconds 600
 
 # Measurements (not tests), written to docs/benchmarks.md with a summary printed: preprocessing per model contract
 # against the source systems' ways and the decode floor, cold starts, 100 to 1,000 uploads through the local stack,
