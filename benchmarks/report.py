@@ -55,6 +55,12 @@ def targets(results: dict) -> list[dict]:
             ratio = ham[A]["bytes"] / ham[contract]["bytes"]
             rows.append(_target(f"tensor payload >= 10x smaller than A's ({contract})", f"{ratio:.1f}x",
                                 ratio >= 10))
+    if results["preprocess"].get("largest"):
+        worst = worst_accepted(results["preprocess"]["largest"])
+        rows.append(_target(f"peak memory of the worst accepted image under Preprocess's MemorySize, "
+                            f"{worst['memory_size_mb']} MB (issue 15)",
+                            f"{worst['peak_mb']:.0f} MB, {worst['image']}: margin {worst['margin_mb']:.0f} MB "
+                            f"({worst['margin_share']:.0%})", worst["margin_mb"] > 0))
     cold = results["cold_start"]
     for name, limit in cold["targets_ms"].items():
         if name in cold["cases"]:
@@ -117,6 +123,72 @@ def preprocess_section(pre: dict) -> str:
                          f"{m['bytes']:,}" if m["bytes"] else "", _mb(m.get("rss_mb")), _mb(m.get("traced_mb"))])
         parts.append(table(["method", "ms median (min)", "faster than A", "faster than B", "x floor",
                             "payload bytes", "peak RSS growth MB", "tracemalloc peak MB"], rows) + "\n")
+    if pre.get("largest"):
+        parts.append(largest_section(pre["largest"]))
+    return "\n".join(parts)
+
+
+def worst_accepted(largest: dict) -> dict:
+    """The largest accepted image and contract with the highest peak RSS, and its margin to Preprocess's MemorySize."""
+    name, contract, measured = max(((name, contract, m) for name, case in largest["cases"].items()
+                                    for contract, m in case["contracts"].items()), key=lambda row: row[2]["peak_mb"])
+    size = largest["memory_size_mb"]
+    return {"image": name, "contract": contract, "peak_mb": measured["peak_mb"], "growth_mb": measured["growth_mb"],
+            "memory_size_mb": size, "margin_mb": size - measured["peak_mb"],
+            "margin_share": (size - measured["peak_mb"]) / size}
+
+
+def largest_section(largest: dict) -> str:
+    """Peak memory of the largest images validation accepts against Preprocess's MemorySize: every image with the
+    template's default contract, the worst few with every contract."""
+    size, limits, default = largest["memory_size_mb"], largest["limits"], largest["default_contract"]
+
+    def margin(peak: float) -> str:
+        return f"{size - peak:,.0f} ({(size - peak) / size:.0%})" if peak <= size else f"**{size - peak:,.0f}**"
+
+    rows, by_contract = [], []
+    for name, case in largest["cases"].items():
+        measured = case["contracts"]
+        failed = sorted({m["outcome"] for m in measured.values() if m["outcome"] != "model input"})
+        rows.append([name, case["mode"], f"{case['file_bytes'] / 1024:,.0f}", _mb(measured[default]["before_mb"]),
+                     _mb(measured[default]["growth_mb"]), _mb(measured[default]["peak_mb"]),
+                     margin(measured[default]["peak_mb"]), "; ".join(failed) or "yes"])
+        if len(measured) > 1:
+            by_contract.append([name, *(f"{_mb(m['peak_mb'])}" for m in measured.values()),
+                                margin(max(m["peak_mb"] for m in measured.values()))])
+    worst = worst_accepted(largest)
+    spread = max(m["peak_mb"] for m in largest["cases"][worst["image"]]["contracts"].values()) - min(
+        m["peak_mb"] for m in largest["cases"][worst["image"]]["contracts"].values())
+    contracts = list(next((case["contracts"] for case in largest["cases"].values() if len(case["contracts"]) > 1),
+                          {default: None}))
+    parts = [
+        "### The largest images validation accepts (memory only)\n",
+        f"Each the most pixels the default limits admit (`ImageLimits`: {limits['max_pixels']:,} pixels, "
+        f"{limits['max_bytes'] / 2**20:.0f} MiB, {limits['min_side']} pixels on the shorter side: the template's "
+        "`MaxImagePixels`, `MaxImageBytes`, `MinImageSide`), in every kind of file Pillow decodes differently, and "
+        "each checked to pass validation first (`largest_accepted` in `benchmarks/images.py`). Flat colour, so every "
+        "file is small (the byte limit never binds). One fresh process per image and contract, set up as "
+        "Preprocess's Lambda is: its `app.py` imported with the template's environment and the first invocation's "
+        "boto3 client, contract and Pillow plugins made (the RSS before the call), then the upload's bytes read and "
+        "`model_input` called as Preprocess calls it. Peak RSS is the whole process's high-water mark (VmHWM), which "
+        "is what Lambda's Max Memory Used counts, less the few MB of Lambda's own runtime client; growth is the part "
+        "the call added. Margin: Preprocess's MemorySize "
+        f"({size} MB in template.yaml) minus the peak. Every image with the template's default contract ({default}); "
+        "the worst ones again with every contract below (a contract changes only the size the image is reduced "
+        "toward and how the small result is encoded).\n",
+        table(["image", "Pillow mode", "file KiB", "RSS before MB", "growth MB", "peak RSS MB", "margin MB",
+               "preprocessed"], rows),
+        "",
+    ]
+    if by_contract:
+        parts += [table(["image (peak RSS MB)", *contracts, "margin MB (worst)"], by_contract), ""]
+    parts.append(
+        f"Worst: {worst['image']}, {worst['peak_mb']:.0f} MB peak with {worst['contract']} (every contract measured "
+        f"within {spread:.1f} MB of it; {worst['growth_mb']:.0f} MB over the call): "
+        + (f"{worst['margin_mb']:.0f} MB ({worst['margin_share']:.0%}) below Preprocess's {size} MB.\n"
+           if worst["margin_mb"] >= 0 else
+           f"**{-worst['margin_mb']:.0f} MB over** Preprocess's {size} MB: on Lambda that upload would stop the "
+           "function (Runtime.OutOfMemory) instead of being preprocessed.\n"))
     return "\n".join(parts)
 
 
