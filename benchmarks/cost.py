@@ -72,6 +72,7 @@ def template_facts(template: dict | None = None) -> dict:
     parameters = template["Parameters"]
     return {
         "handover_prefix": template["Mappings"]["Layout"]["Prefix"]["Handover"],
+        "upload_prefix": template["Mappings"]["Layout"]["Prefix"]["Uploads"],
         "kms_data_key_reuse_seconds": int(machine["EncryptionConfiguration"]["KmsDataKeyReusePeriodSeconds"]),
         "invoke_timeout_seconds": int(parameters["InvokeTimeoutSeconds"]["Default"]),
         "waiter_memory_default": int(parameters["InvokeModelMemorySize"]["Default"]),
@@ -386,6 +387,18 @@ def kms_state_machine_month(prices: dict, reuse_seconds: int) -> dict:
             "usd_per_month": calls * prices["prices"]["kms_request"]["usd"]}
 
 
+def dispatch_head(run: dict, c: dict, prices: dict) -> dict:
+    """The dispatcher's HEAD of each notified upload (its identity from S3, never from the message), per million
+    images: the HeadObject requests the run counted on upload keys, at S3's GET-tier price (HEAD is billed as a GET),
+    beside the dispatcher's measured time per image, which includes them."""
+    uploads = template_facts()["upload_prefix"]
+    heads = sum(r["count"] for r in run["requests"] if r["caller"] == "pipeline" and r["service"] == "s3"
+                and r["operation"] == "HeadObject" and r.get("prefix") == uploads) / c["images"]
+    return {"heads_per_image": heads, "prefix": uploads,
+            "usd_per_million": heads * prices["prices"]["s3_get_request"]["usd"] * MILLION,
+            "dispatch_ms_per_image": c["lambda_ms"].get(DISPATCHER, 0.0)}
+
+
 def cheap_wins(c: dict, prices: dict) -> list[dict]:
     """Product changes the counts still point at, each priced per million images with the same prices (not
     implemented; the report says which were taken)."""
@@ -468,6 +481,7 @@ def run(e2e_run: dict, baseline_b_ms: float, prices: dict | None = None, s3_run:
                       "standard_vs_reference": contended_totals["LesionFlow STANDARD"] / contended_totals[reference]},
         "latencies": latencies,
         "kms_state_machine": kms_state_machine_month(prices, facts["kms_data_key_reuse_seconds"]),
+        "dispatch_head": dispatch_head(e2e_run, c, prices),
         "cheap_wins": wins,
         "express_with_wins": express_with_wins,
         "express_with_wins_vs_reference": express_with_wins / totals[reference],

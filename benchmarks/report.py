@@ -456,6 +456,18 @@ def split_section(cost: dict) -> str:
     ])
 
 
+def head_sentence(cost: dict) -> str:
+    """What asking S3 about each notified upload costs (issue 15: the identity comes from S3, not the message)."""
+    head = cost.get("dispatch_head")
+    if not head:
+        return ""
+    return (f"The dispatcher's HEAD of each notified version (its size, ETag and `LastModified` from S3, never from "
+            f"the message): {head['heads_per_image']:.2f} `HeadObject` per image on `{head['prefix']}` keys in the "
+            f"counted run (duplicate deliveries included), billed as GETs: ${head['usd_per_million']:.2f} per million "
+            f"images, already in the S3 GET line above; its time is inside the dispatcher's "
+            f"{head['dispatch_ms_per_image']:.1f} ms per image.\n")
+
+
 def cost_section(cost: dict, prices: dict, pre: dict) -> str:
     designs = cost["designs"]
     notes, seen = [], set()
@@ -496,6 +508,7 @@ def cost_section(cost: dict, prices: dict, pre: dict) -> str:
         f"(template.yaml): KMS calls per data key per {kms['reuse_seconds'] // 60} minutes, not per execution, about "
         f"{kms['calls_per_month']:,.0f} a month of steady use, ${kms['usd_per_month']:.2f} a month whatever the number "
         "of images: negligible, and left out of the per-image lines like the key's own $1.\n",
+        head_sentence(cost),
         handover_section(cost, pre),
         split_section(cost),
         "### Cheap wins\n",

@@ -158,3 +158,14 @@ def test_the_cost_prices_lambda_time_from_the_timing_run(quick):
     both = (f"{cost['express_vs_reference']:.2f}x (Lambda time alone; "
             f"contended: {contended['express_vs_reference']:.2f}x)")
     assert any(both in line for line in text.splitlines() if line.startswith("| Express within 2.5x"))
+
+
+def test_the_dispatchers_head_of_each_upload_is_counted_and_priced(quick):
+    # Given the quick run (each upload announced by S3 once, some delivered twice by the local SQS)
+    results, text = quick
+
+    # Then the cost model found at least one HeadObject per image on upload keys, priced it, and the document says so
+    head = results["cost"]["dispatch_head"]
+    assert head["prefix"] == "uploads/" and head["heads_per_image"] >= 1
+    assert head["usd_per_million"] > 0
+    assert "`HeadObject` per image" in text
