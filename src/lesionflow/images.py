@@ -111,6 +111,7 @@ def decode_rgb(data: bytes, image_format: str, size: tuple[int, int]) -> Image.I
 # What Pillow's decoders raise on pixel data they cannot decode.
 UNDECODABLE = (OSError, SyntaxError, ValueError)
 ORIENTATION_TAG = 0x0112
+STRIP_RATIO = 8  # sides up to this many times the other keep their aspect when shrunk: no photo comes near it
 # EXIF orientation -> the transpose that makes the picture upright (as ImageOps.exif_transpose does)
 _UPRIGHT = {
     2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
@@ -167,9 +168,13 @@ def _transparency(image: Image.Image) -> int | bytes | tuple[int, int, int] | No
 
 
 def _shrink(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """Box-average by the largest integer factor that keeps both sides at least ``size`` in any orientation."""
-    factor = min(image.size) // max(size)
-    return image.reduce(factor) if factor >= 2 else image
+    """Box-average by the largest integer factor that keeps both sides at least ``size`` in any orientation; a side
+    more than ``STRIP_RATIO`` times the other is reduced further, to under twice that times ``size`` (a 32x1,250,000
+    strip would otherwise stay full size, 160 MB a copy, through every conversion after)."""
+    least = max(size)
+    factor = min(image.size) // least
+    factors = tuple(max(1, factor, side // (STRIP_RATIO * least)) for side in image.size)
+    return image.reduce(factors) if max(factors) >= 2 else image
 
 
 def _flatten(image: Image.Image) -> Image.Image:
@@ -184,8 +189,12 @@ def _flatten(image: Image.Image) -> Image.Image:
 def _scale_to_8_bit(image: Image.Image) -> Image.Image:
     import numpy as np  # here, not at the top: only 16/32-bit images need it, and its import is ~50 ms of cold start
 
+    if image.mode.startswith("I;16"):  # x * 255 // 65535 is x // 257: in uint16, into uint8, no 32-bit copies
+        pixels = np.asarray(image)
+        return Image.fromarray(np.floor_divide(pixels, 257, out=np.empty(pixels.shape, np.uint8), casting="unsafe"),
+                               mode="L")
     pixels = np.asarray(image, dtype=np.uint32)
-    top = 65535 if image.mode.startswith("I;16") or pixels.max(initial=0) <= 65535 else int(pixels.max())
+    top = 65535 if pixels.max(initial=0) <= 65535 else int(pixels.max())
     return Image.fromarray((pixels * 255 // max(top, 1)).astype(np.uint8), mode="L")
 
 

@@ -201,6 +201,35 @@ def test_a_multi_frame_png_is_classified_by_its_first_frame():
     assert centre(decode_rgb(out.getvalue(), "PNG", (64, 64))) == (255, 0, 0)
 
 
+@pytest.mark.parametrize("size", [(32, 20_000), (20_000, 32)])
+def test_a_long_strip_is_shrunk_along_its_length_too(size):
+    # Given a strip whose short side is under the model's size (so the usual factor, from the short side, is 1)
+    data = png(*size, colour=(16, 32, 48))
+
+    # When decoded for a 224x224 model
+    image = decode_rgb(data, "PNG", (224, 224))
+
+    # Then the long side was reduced right after decoding (every later copy would be full size otherwise), and the
+    # short side kept
+    assert max(image.size) < 2 * 8 * 224 and min(image.size) == 32
+    assert image.getpixel((0, 0)) == (16, 32, 48)
+
+
+def test_a_photo_keeps_its_aspect_when_shrunk():
+    image = decode_rgb(png(1800, 900), "PNG", (224, 224))
+    assert image.size == (450, 225)
+
+
+def test_16_bit_grey_is_scaled_exactly_as_255_65535ths():
+    # Given every 16-bit value once
+    values = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+    data = encode(Image.fromarray(values), "PNG")
+
+    # When decoded, Then each becomes value * 255 // 65535 (no clipping to white, no rounding up)
+    pixels = np.asarray(decode_rgb(data, "PNG", (256, 256)))[:, :, 0]
+    assert np.array_equal(pixels, (values.astype(np.uint32) * 255 // 65535).astype(np.uint8))
+
+
 def test_a_large_jpeg_is_decoded_at_a_reduced_dct_scale():
     # Given a 2000x1500 JPEG and a 224x224 target
     data = jpeg(2000, 1500)
