@@ -15,7 +15,9 @@ from lesionflow.state import PipelineState
 from lesionflow.storage import read_upload
 
 # Bump when the pixels sent to a model could change; every record carries it as provenance.
-PREPROCESSING_VERSION = "1"
+# 2: a strip longer than 8:1 is shrunk along its length before conversion (other images' pixels are unchanged), and
+# the input is made from pixels alone (no metadata of the upload).
+PREPROCESSING_VERSION = "2"
 
 
 def model_input(data: bytes, image_format: str, contract: ModelContract) -> bytes:

@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from lesionflow import clients, errors
 from lesionflow.handover import INLINE_MAX_BYTES, hand_over
+from lesionflow.preprocessing import PREPROCESSING_VERSION
 from lesionflow.uploads import Upload
 from tests.support import handover_objects, hf_answer, jpeg, state_for
 
@@ -133,7 +134,7 @@ def test_invoke_model_returns_the_top_label_with_its_confidence_and_provenance(s
     assert "review" not in record
     assert (record["model_name"], record["model_version"], record["model_contract"]) == (
         "vit-ham", "3", "hf-image-classification")
-    assert record["preprocessing_version"] == "1" and record["input_format"] == "JPEG"
+    assert record["preprocessing_version"] == PREPROCESSING_VERSION and record["input_format"] == "JPEG"
     assert len(record["input_sha256"]) == 64 and record["endpoint_name"]
 
 
