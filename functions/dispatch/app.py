@@ -17,12 +17,14 @@ from lesionflow.errors import InvalidInput, parse
 from lesionflow.observability import count, lambda_entry, logger
 
 processor = BatchProcessor(event_type=EventType.SQS)
+MAX_RECORDS_PER_MESSAGE = 10
 HASH_KEY_CACHE_SECONDS = 3600  # the key never changes (that would rename every upload): one fetch per environment
 _METRIC = {
     DispatchOutcome.STARTED: "UploadsDispatched",
     DispatchOutcome.DUPLICATE: "DuplicatesSkipped",
     DispatchOutcome.OUTSIDE_PREFIX: "OutsidePrefixIgnored",
     DispatchOutcome.FOREIGN_BUCKET: "ForeignBucketDropped",
+    DispatchOutcome.FOLDER_MARKER: "FolderMarkersIgnored",
     DispatchOutcome.NOT_FOUND: "UploadsNotFound",
 }
 
@@ -61,7 +63,9 @@ class S3Notification(BaseModel):
     """The fields of an S3 event notification the dispatcher uses (Powertools' S3Model also requires fields, such
     as ``userIdentity``, that a backfill's message does not carry and that we never read)."""
 
-    Records: list[NotificationRecord]
+    # S3 and `lesionflow backfill` put one record in a message. A message claiming thousands (a 1 MiB message holds
+    # about 10,000) would cost a HEAD each and could time the whole batch out: refused, so it ends in the DLQ.
+    Records: list[NotificationRecord] = Field(max_length=MAX_RECORDS_PER_MESSAGE)
 
 
 def claims_in(body: str) -> list[Claim]:

@@ -26,6 +26,7 @@ class DispatchOutcome(StrEnum):
     DUPLICATE = "duplicate"
     OUTSIDE_PREFIX = "outside_prefix"
     FOREIGN_BUCKET = "foreign_bucket"
+    FOLDER_MARKER = "folder_marker"
     NOT_FOUND = "not_found"
 
 
@@ -62,6 +63,8 @@ def dispatch(claim: Claim, pipeline: Pipeline, s3, stepfunctions) -> tuple[Dispa
         return DispatchOutcome.FOREIGN_BUCKET, None
     if not claim.key.startswith(pipeline.upload_prefix):
         return DispatchOutcome.OUTSIDE_PREFIX, None
+    if claim.key.endswith("/"):  # the console's "create folder" (an empty object named like a folder): no upload
+        return DispatchOutcome.FOLDER_MARKER, None
     version = describe(s3, claim.bucket, claim.key, claim.version_id)
     if version is None:
         return DispatchOutcome.NOT_FOUND, None

@@ -59,6 +59,11 @@ class EndpointAccessDenied(LesionFlowError):
     ``EndpointName`` in this region, lower case). Permanent: a deploy must fix the grant or the name."""
 
 
+class StorageUnreachable(LesionFlowError):
+    """S3 could not be reached, or did not answer in time, after the SDK's own retries. Transient. Unlike botocore's
+    connection and timeout errors, whose messages quote the request's URL, it never holds the object key."""
+
+
 class ModelInputMissing(LesionFlowError):
     """The model input Preprocess handed over cannot be read back (expired, deleted, or not the bytes it made).
     Permanent for this run: the upload must be processed again."""

@@ -1,16 +1,28 @@
 """Reading uploads from S3: what a version is (from S3 itself), and its bytes, pinned to exactly that version."""
 
-from botocore.exceptions import ClientError
+from contextlib import contextmanager
 
-from lesionflow.errors import ImageRejected, RejectionClass
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lesionflow.errors import ImageRejected, RejectionClass, StorageUnreachable
 from lesionflow.uploads import ObjectVersion, Upload
 
 # The codes of a GET of a version that is not there. 405: the version asked for is a delete marker (S3 answers
 # MethodNotAllowed for a GET of one).
 GONE = {"NoSuchKey", "NoSuchVersion", "404", "MethodNotAllowed", "405"}
 _CHANGED = {"PreconditionFailed", "412"}
-# A HEAD has no body, so its errors are bare status codes. 400: a version id S3 cannot parse (a forged one).
-_NOT_THERE = GONE | {"400", "InvalidArgument"}
+# A HEAD has no body, so its errors are bare status codes. 400 for a HEAD naming a version: an id S3 cannot parse
+# (a forged one); without a version id a 400 is some other fault, and raised.
+_UNPARSEABLE_VERSION = {"400", "InvalidArgument"}
+
+
+@contextmanager
+def _key_kept_out():
+    """botocore's connection and timeout errors quote the request's URL, and so the object key: replace them."""
+    try:
+        yield
+    except BotoCoreError as error:
+        raise StorageUnreachable(f"S3 did not answer ({type(error).__name__})") from None
 
 
 def describe(s3, bucket: str, key: str, version_id: str | None = None) -> ObjectVersion | None:
@@ -21,9 +33,11 @@ def describe(s3, bucket: str, key: str, version_id: str | None = None) -> Object
     listing reports it.
     """
     try:
-        head = s3.head_object(Bucket=bucket, Key=key, **({"VersionId": version_id} if version_id else {}))
+        with _key_kept_out():
+            head = s3.head_object(Bucket=bucket, Key=key, **({"VersionId": version_id} if version_id else {}))
     except ClientError as error:
-        if error.response["Error"]["Code"] in _NOT_THERE:
+        code = error.response["Error"]["Code"]
+        if code in GONE or (version_id and code in _UNPARSEABLE_VERSION):
             return None
         raise
     version = head.get("VersionId")
@@ -38,7 +52,8 @@ def read_upload(s3, upload: Upload, max_bytes: int) -> bytes:
     """
     pin = {"VersionId": upload.version_id} if upload.version_id else {"IfMatch": upload.etag} if upload.etag else {}
     try:
-        response = s3.get_object(Bucket=upload.bucket, Key=upload.key, **pin)
+        with _key_kept_out():
+            response = s3.get_object(Bucket=upload.bucket, Key=upload.key, **pin)
     except ClientError as error:
         code = error.response["Error"]["Code"]
         if code in GONE:
@@ -48,7 +63,8 @@ def read_upload(s3, upload: Upload, max_bytes: int) -> bytes:
         if code in _CHANGED:
             raise ImageRejected("the uploaded object was overwritten before processing", RejectionClass.GONE) from error
         raise
-    body = response["Body"].read(max_bytes + 1)
+    with _key_kept_out():
+        body = response["Body"].read(max_bytes + 1)
     if len(body) > max_bytes:
         raise ImageRejected(f"the file is larger than the limit of {max_bytes} bytes", RejectionClass.TOO_LARGE)
     return body

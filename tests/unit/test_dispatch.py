@@ -9,6 +9,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
+from lesionflow import clients
 from tests.support import jpeg, s3_notification, sqs_event
 
 
@@ -262,3 +263,45 @@ def test_a_replayed_notification_of_an_older_version_keeps_its_own_older_sort_ke
     head = boto3.client("s3").head_object(Bucket=stack.bucket, Key="uploads/twice.jpg", VersionId=old_id)
     assert runs[old_id]["uploaded_at"] == head["LastModified"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     assert runs[old_id]["uploaded_at"] <= runs[new_id]["uploaded_at"]
+
+
+def test_a_message_claiming_more_uploads_than_s3_ever_sends_is_refused(stack, dispatch):
+    # Given one message carrying 11 records for real uploads (S3 and backfill send one a message)
+    records = []
+    for index in range(11):
+        records += json.loads(notification(stack, f"uploads/many-{index}.jpg", IMAGE))["Records"]
+
+    # When it is dispatched, Then it is given back to the queue (and so ends in the DLQ) before any HEAD or start
+    with pytest.raises(BatchProcessingError, match="not an S3 notification"):
+        dispatch.invoke(sqs_event(json.dumps({"Records": records})))
+    assert executions(stack) == []
+
+
+@pytest.mark.parametrize("key", ["uploads/", "uploads/clinic 7/"])
+def test_a_folder_marker_is_not_an_upload(stack, dispatch, capsys, key):
+    # Given the empty object the S3 console creates for "Create folder"
+    response = dispatch.invoke(sqs_event(notification(stack, key, b"")))
+
+    # Then it is acknowledged and counted, and no record will say an upload was empty
+    assert response == {"batchItemFailures": []}
+    assert executions(stack) == []
+    assert '"FolderMarkersIgnored"' in capsys.readouterr().out
+
+
+def test_when_s3_cannot_be_reached_the_message_is_retried_and_the_key_never_logged(stack, dispatch, capsys):
+    # Given S3 unreachable (the dispatcher's HEAD fails to connect) and a key naming a patient
+    body = notification(stack, "uploads/Jane Doe DOB 1970.jpg", IMAGE)
+    dispatch.environment["AWS_ENDPOINT_URL_S3"] = "http://127.0.0.1:9"
+    clients.s3.cache_clear()
+    try:
+        # When it is dispatched, Then the whole batch goes back to the queue...
+        with pytest.raises(BatchProcessingError) as failure:
+            dispatch.invoke(sqs_event(body))
+    finally:
+        del dispatch.environment["AWS_ENDPOINT_URL_S3"]
+        clients.s3.cache_clear()
+
+    # ...saying what failed, without the URL botocore's own error quotes (it holds the key)
+    assert "StorageUnreachable" in str(failure.value) and "EndpointConnectionError" in str(failure.value)
+    assert "Jane" not in str(failure.value) and "Jane" not in capsys.readouterr().out
+    assert executions(stack) == []
