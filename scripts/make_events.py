@@ -53,14 +53,16 @@ def main() -> None:
     }]}
     execution_arn = f"{names.execution_prefix}:{upload.upload_id}"
     validate = json.loads(execution_input(upload)) | {
-        "execution_arn": execution_arn, "prediction_key": f"{names.prediction_prefix}{upload.upload_id}.json"}
+        "execution_arn": execution_arn, "execution_started_at": "2026-11-23T10:00:01.250Z",
+        "prediction_key": f"{names.prediction_prefix}{upload.upload_id}.json"}
     facts = inspect(data, ImageLimits(), sha256(data).hexdigest())
     preprocess = validate | {"image": facts.model_dump(mode="json")}
     # the template's default contract, whose input for this sample travels inline: no S3 object to stage
     contract = load_contract(load()["Parameters"]["ModelContract"]["Default"])
     handed_over = hand_over(None, upload, model_input(data, facts.format, contract), "", PREPROCESSING_VERSION)
     invoke_model = preprocess | {"model_input": handed_over.model_dump(mode="json", exclude_none=True)}
-    record_failure = {name: validate[name] for name in ("upload", "execution_arn", "prediction_key")} | {
+    record_failure = {name: validate[name] for name in (
+        "upload", "execution_arn", "execution_started_at", "prediction_key")} | {
         "reason": "the pipeline could not finish: States.Timeout (details in the execution history)"}
     events = {"dispatch": dispatch, "validate": validate, "preprocess": preprocess, "invoke_model": invoke_model,
               "record_failure": record_failure}

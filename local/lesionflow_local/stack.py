@@ -12,7 +12,7 @@ from pathlib import Path
 
 import boto3
 
-from lesionflow_local import s3_events
+from lesionflow_local import fidelity
 from lesionflow_local.lambdas import LocalFunction, functions_from_template
 from lesionflow_local.template import ROOT, Resolver, load, resources_of_type
 
@@ -80,7 +80,7 @@ def provision(parameters: dict[str, str] | None = None, template: dict | None = 
     template = template or load()
     resolve = resolver(template, parameters or {})
     resources = template["Resources"]
-    s3_events.install()  # moto's notifications, with the versionId and sequencer real S3's carry
+    fidelity.install()  # moto's S3 notifications and Step Functions context object as AWS documents them
     kms, secrets, sqs, s3, dynamodb, sfn = (
         boto3.client(service, region_name=REGION, endpoint_url=endpoint_url)
         for service in ("kms", "secretsmanager", "sqs", "s3", "dynamodb", "stepfunctions"))

@@ -51,6 +51,8 @@ class PredictionRecord(BaseModel):
     object_hash: str
     uploaded_at: str = Field(pattern=UTC_TIMESTAMP)
     execution_arn: str
+    execution_started_at: str | None = Field(default=None, pattern=UTC_TIMESTAMP, description=(
+        "the run's start: with execution_arn it names the run (a Standard execution's name may come back after 90 days)"))
     endpoint_name: str | None = None
     model_variant: str | None = None
     model_name: str | None = Field(default=None, description="as the model server names it, when it does")
@@ -62,7 +64,8 @@ class PredictionRecord(BaseModel):
     input_format: str | None = None
 
     @classmethod
-    def for_upload(cls, upload: Upload, execution_arn: str, **fields) -> "PredictionRecord":
+    def for_upload(cls, upload: Upload, execution_arn: str, execution_started_at: str | None = None,
+                   **fields) -> "PredictionRecord":
         """A record with the upload's identity and provenance filled in, stamped now."""
         return cls(
             image_key=upload.key,
@@ -76,6 +79,7 @@ class PredictionRecord(BaseModel):
             object_hash=upload.object_hash,
             uploaded_at=upload.uploaded_at,
             execution_arn=execution_arn,
+            execution_started_at=execution_started_at,
             **fields,
         )
 

@@ -56,6 +56,8 @@ class Result(BaseModel):
 class PipelineState(BaseModel):
     upload: Upload
     execution_arn: str
+    execution_started_at: str | None = Field(default=None, description=(
+        "with the ARN, names this run: executions started before it was passed have none"))
     prediction_key: str
     image: ImageFacts | None = None
     model_input: ModelInput | None = None
@@ -68,7 +70,8 @@ class PipelineState(BaseModel):
     def record(self, **fields) -> PredictionRecord:
         """A record for this run with provenance from everything learned so far."""
         known = {"input_sha256": self.image.sha256, "input_format": self.image.format} if self.image else {}
-        return PredictionRecord.for_upload(self.upload, self.execution_arn, **(known | fields))
+        return PredictionRecord.for_upload(self.upload, self.execution_arn, self.execution_started_at,
+                                           **(known | fields))
 
     def concluded(self, record: PredictionRecord) -> "PipelineState":
         """The state with its verdict; the model input, if any, is not carried further."""
@@ -89,8 +92,10 @@ class FailureNotice(BaseModel):
 
     upload: Upload
     execution_arn: str
+    execution_started_at: str | None = None
     prediction_key: str
     reason: str = Field(min_length=1)
 
     def state(self) -> PipelineState:
-        return PipelineState(upload=self.upload, execution_arn=self.execution_arn, prediction_key=self.prediction_key)
+        return PipelineState(upload=self.upload, execution_arn=self.execution_arn,
+                             execution_started_at=self.execution_started_at, prediction_key=self.prediction_key)

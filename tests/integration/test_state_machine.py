@@ -178,6 +178,28 @@ def test_a_second_run_for_the_same_version_never_adds_or_downgrades_a_record(sta
     assert prediction_json(stack, execution_input)["status"] == "SUCCEEDED"
 
 
+def test_a_run_named_as_one_that_ended_over_90_days_ago_never_overwrites_its_verdict(stack, lambda_api, endpoint):
+    # Given an upload whose SUCCEEDED verdict was written, long ago, by an execution of the name this run will take
+    # (Step Functions lets a Standard execution's name be used again 90 days after it ended: the new run then has the
+    # very same ARN)
+    key = "uploads/returning.jpg"
+    execution_input = put_upload(stack, key, jpeg(256, 256))
+    assert run(stack, execution_input)["status"] == "SUCCEEDED"
+    [verdict] = records_of(stack, key)
+    name = "returning-after-90-days"
+    long_ago = verdict | {"execution_arn": f"{stack.execution_prefix}:{name}",
+                          "execution_started_at": "2026-08-01T09:00:00.000Z"}
+    boto3.resource("dynamodb").Table(stack.table).put_item(Item=long_ago)
+
+    # When the same version runs again under that name, and this time the model fails
+    endpoint.then(200, b"not json")
+    again = run(stack, execution_input, name=name)
+
+    # Then the run has the old one's ARN, and still the old verdict stands: a run is its ARN and its start time
+    assert again["executionArn"] == long_ago["execution_arn"]
+    assert records_of(stack, key) == [long_ago]
+
+
 def test_a_failed_record_is_replaced_when_a_later_run_of_the_same_version_succeeds(stack, lambda_api, endpoint):
     # Given an upload whose first run failed
     key = "uploads/retry.jpg"

@@ -144,8 +144,18 @@ def test_the_failure_path_persists_exactly_as_the_verdict_path():
 def test_a_verdict_is_never_overwritten_by_another_run_only_by_this_one():
     condition = STATES["Persist"]["Parameters"]
     assert condition["ConditionExpression"] == (
-        "attribute_not_exists(image_key) OR #status = :failed OR execution_arn = :this_run")
+        "attribute_not_exists(image_key) OR #status = :failed "
+        "OR (execution_arn = :this_run AND execution_started_at = :this_start)")
+    # this run is its ARN and its start: a Standard execution's name, so its ARN, may come back after 90 days
     assert condition["ExpressionAttributeValues"][":this_run"] == {"S.$": "$$.Execution.Id"}
+    assert condition["ExpressionAttributeValues"][":this_start"] == {"S.$": "$$.Execution.StartTime"}
+
+
+def test_every_record_names_the_run_that_made_it_by_arn_and_start():
+    for state in ("Validate", "RecordFailure"):
+        assert STATES[state]["Parameters"]["Payload"]["execution_started_at.$"] == "$$.Execution.StartTime"
+    direct = STATES["RecordFailureDirectly"]["Parameters"]["result"]
+    assert direct["item"]["execution_started_at"] == {"S.$": "$$.Execution.StartTime"}
 
 
 def test_an_endpoint_that_does_not_exist_is_named_in_the_failed_record_with_what_to_do():
