@@ -22,6 +22,7 @@ class RejectionClass(StrEnum):
     FORMAT = "unsupported-format"
     BOMB = "decompression-bomb"
     DAMAGED = "damaged"
+    TOO_COMPLEX = "too-complex"
     GONE = "gone-before-processing"
 
 

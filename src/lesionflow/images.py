@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from lesionflow.errors import ImageRejected, RejectionClass
 from lesionflow.state import ImageFacts
+from lesionflow.structure import check_structure
 
 # Leading bytes of each format we accept. Pillow can open many more (BMP, TIFF, ICO, ...): we trust only these.
 SIGNATURES = {
@@ -56,6 +57,7 @@ def inspect(data: bytes, limits: ImageLimits, sha256: str) -> ImageFacts:
     if image_format is None or image_format not in limits.allowed_formats:
         allowed = " or ".join(sorted(limits.allowed_formats))
         raise ImageRejected(f"not a supported image: the content is not {allowed}", RejectionClass.FORMAT)
+    check_structure(data, image_format)
     with _open(data, image_format) as image:
         width, height = image.size
         facts = ImageFacts(
