@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if outcome.kind == "crash" else 0
 
     seconds = args.seconds if args.seconds is not None or args.count is not None else 60.0
+    print(f"fuzzing with --seed {seed}", flush=True)  # first, so that a run killed or hung can still be replayed
     result = campaign(seed, seconds=seconds, count=args.count, start=args.start)
     print(result.summary())
     return 1 if result.crashes else 0
