@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -74,11 +75,13 @@ def test_get_prints_the_latest_record_of_a_key(local_stack, uploaded):
 
 
 def test_watch_prints_records_as_they_arrive(local_stack):
-    # Given a watcher started before an upload
+    # Given a watcher started before an upload, from the time it was started (its own clock starts only once Python
+    # and boto3 have loaded, which on a busy machine can be after the upload's record)
+    started = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     watcher = subprocess.Popen([sys.executable, "-m", "lesionflow_cli", "--endpoint-url",
                                 local_stack["endpoint_url"], "watch", "--json", "--count", "1", "--interval", "0.5",
-                                "--timeout", "60"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+                                "--timeout", "60", "--since", started], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
     time.sleep(2)
 
     # When something is uploaded
