@@ -176,6 +176,8 @@ def counts(run: dict, assumptions: dict, alone: bool = True) -> dict:
         "s3_get": s3_count(("PutObject", "DeleteObject"), exclude=True),  # GET, HEAD and the rest: the GET tier
         "s3_put": s3_count(("PutObject",)),
         "s3_delete": s3_count(("DeleteObject",)),
+        "upload_prefix": facts["upload_prefix"],
+        "upload_heads": s3_count(("HeadObject",), facts["upload_prefix"]),  # the dispatcher's, one per notification
         "handover": {"get": s3_count(("PutObject", "DeleteObject"), handover, exclude=True),
                      "put": s3_count(("PutObject",), handover), "delete": s3_count(("DeleteObject",), handover)},
         "dynamodb_wru": wru,
@@ -387,14 +389,12 @@ def kms_state_machine_month(prices: dict, reuse_seconds: int) -> dict:
             "usd_per_month": calls * prices["prices"]["kms_request"]["usd"]}
 
 
-def dispatch_head(run: dict, c: dict, prices: dict) -> dict:
+def dispatch_head(c: dict, prices: dict) -> dict:
     """The dispatcher's HEAD of each notified upload (its identity from S3, never from the message), per million
     images: the HeadObject requests the run counted on upload keys, at S3's GET-tier price (HEAD is billed as a GET),
     beside the dispatcher's measured time per image, which includes them."""
-    uploads = template_facts()["upload_prefix"]
-    heads = sum(r["count"] for r in run["requests"] if r["caller"] == "pipeline" and r["service"] == "s3"
-                and r["operation"] == "HeadObject" and r.get("prefix") == uploads) / c["images"]
-    return {"heads_per_image": heads, "prefix": uploads,
+    heads = c["upload_heads"]
+    return {"heads_per_image": heads, "prefix": c["upload_prefix"],
             "usd_per_million": heads * prices["prices"]["s3_get_request"]["usd"] * MILLION,
             "dispatch_ms_per_image": c["lambda_ms"].get(DISPATCHER, 0.0)}
 
@@ -481,7 +481,7 @@ def run(e2e_run: dict, baseline_b_ms: float, prices: dict | None = None, s3_run:
                       "standard_vs_reference": contended_totals["LesionFlow STANDARD"] / contended_totals[reference]},
         "latencies": latencies,
         "kms_state_machine": kms_state_machine_month(prices, facts["kms_data_key_reuse_seconds"]),
-        "dispatch_head": dispatch_head(e2e_run, c, prices),
+        "dispatch_head": dispatch_head(c, prices),
         "cheap_wins": wins,
         "express_with_wins": express_with_wins,
         "express_with_wins_vs_reference": express_with_wins / totals[reference],
